@@ -1,0 +1,90 @@
+"""The entry point: runs the command tree and turns every failure into one line and an exit code.
+
+No traceback reaches the user unless ``--debug`` is given (``cli-contract.md``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+def run(argv: list[str]) -> int:
+    if argv in (["--version"], ["-V"]):  # the cheapest path: no Typer, nothing else
+        from ftctl import __version__
+
+        sys.stdout.write(f"ftctl {__version__}\n")
+        return 0
+    debug = "--debug" in argv
+    json_errors = any(a == "--json" or a == "--fields" or a.startswith("--fields=") for a in argv)
+    import typer
+    from typer import Abort
+    from typer._click.exceptions import ClickException, UsageError
+
+    from ftctl.errors import ExitCode, FtctlError, InvalidInput
+
+    try:
+        from ftctl.app import app
+
+        command = typer.main.get_command(app)
+        result = command.main(args=argv, prog_name="ftctl", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except UsageError as exc:
+        where = f" (see 'ftctl{_subcommand(exc)} --help')"
+        return _report(InvalidInput(exc.format_message() + where), json_errors)
+    except FtctlError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        return _report(exc, json_errors)
+    except (KeyboardInterrupt, Abort):
+        sys.stderr.write("\nInterrupted.\n")
+        return int(ExitCode.INTERRUPTED)
+    except ClickException as exc:
+        return _report(InvalidInput(exc.format_message()), json_errors)
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
+    except Exception as exc:  # a bug: say so in one line, the traceback only with --debug
+        if debug:
+            raise
+        from ftctl.errors import ApiError
+
+        return _report(ApiError(f"internal error: {type(exc).__name__}: {exc} "
+                                "(run again with --debug for the traceback)"), json_errors)
+
+
+def _subcommand(exc: object) -> str:
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", "") or ""
+    return path[len("ftctl"):] if path.startswith("ftctl") else ""
+
+
+def _report(exc: "FtctlError", json_errors: bool) -> int:
+    if json_errors:
+        from ftctl.output.jsonio import dumps
+
+        sys.stderr.write(dumps({"error": {"code": exc.code, "message": exc.message,
+                                          "exit_code": int(exc.exit_code)}}) + "\n")
+    else:
+        from ftctl.output.terminal import Terminal
+
+        Terminal().error(exc.message + (f" ({exc.hint})" if exc.hint else ""))
+    return int(exc.exit_code)
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    main()

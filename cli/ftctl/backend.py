@@ -1,0 +1,67 @@
+"""The backend interface: where jobs live. Two implementations: the embedded simulator
+(``ftctl.simulator.backend``) and Together's API over httpx.
+
+Every method returns the API's wire objects (JSON-shaped dicts, field names unchanged) so that
+``--json`` prints exactly what the API said; ``ftctl.models`` reads them where types matter.
+Failures are ``FtctlError``s: ``NotFound`` (6), ``AuthError`` (4), ``ApiError`` (1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ftctl.config import Config
+    from ftctl.simulator.scenarios import Scenario
+
+Wire = dict[str, Any]
+
+# Job statuses (together-api.md §4.1). Unknown ones are kept as they are, never an error.
+TERMINAL_STATUSES = frozenset({"completed", "error", "user_error", "cancelled"})
+FAILED_STATUSES = frozenset({"error", "user_error", "cancelled"})
+
+
+@dataclass(frozen=True)
+class MetricsQuery:
+    """``GET /v1/fine-tunes/{id}/metrics`` filters; all optional."""
+
+    global_step_from: int | None = None
+    global_step_to: int | None = None
+    logged_at_from: str | None = None  # ISO-8601
+    logged_at_to: str | None = None
+    resolution: int | None = None  # uniformly sampled training rows; eval rows always in full
+
+    def params(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class Backend(Protocol):
+    name: str  # "sim" or "together"
+
+    def create(self, body: Wire, *, scenario: Scenario | None = None) -> Wire: ...
+
+    def retrieve(self, job_id: str) -> Wire: ...
+
+    def list(self) -> list[Wire]: ...
+
+    def cancel(self, job_id: str) -> Wire: ...
+
+    def events(self, job_id: str) -> list[Wire]: ...
+
+    def checkpoints(self, job_id: str) -> list[Wire]: ...
+
+    def metrics(self, job_id: str, query: MetricsQuery = MetricsQuery()) -> list[Wire]: ...
+
+    def close(self) -> None: ...
+
+
+def open_backend(config: Config) -> Backend:
+    """The backend the configuration names; heavy modules are imported only here."""
+    if config.backend == "sim":
+        from ftctl.simulator.backend import Simulator
+
+        return Simulator(config.home, speed=config.sim_speed)
+    from ftctl.together import TogetherBackend  # noqa: PLC0415 (issue: the httpx backend)
+
+    return TogetherBackend(config)

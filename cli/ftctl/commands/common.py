@@ -1,0 +1,149 @@
+"""What every command shares: the options every command takes, and the ``Session`` that carries
+the resolved configuration, the terminal and (lazily) the backend into a command's body.
+
+``command()`` appends the shared options to a command's own signature, so each command function
+lists only what is its own, and ``ftctl retrieve ID --json --backend sim`` and
+``ftctl --backend sim retrieve ID --json`` both work.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
+
+import typer
+
+from ftctl.output.terminal import COLOR_CHOICES, Terminal
+
+if TYPE_CHECKING:
+    from ftctl.backend import Backend
+    from ftctl.config import Config
+    from ftctl.local_state import LocalState
+
+OUTPUT = "Output"
+CONNECTION = "Connection"
+
+_SHARED: dict[str, inspect.Parameter] = {
+    name: inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+    for name, annotation in {
+        "json_": Annotated[Optional[bool], typer.Option(
+            "--json", help="Print strict JSON on stdout: the API's objects, unchanged.",
+            rich_help_panel=OUTPUT, show_default=False)],
+        "fields": Annotated[Optional[str], typer.Option(
+            "--fields", metavar="A,B", help="Print only these fields, as JSON (implies --json).",
+            rich_help_panel=OUTPUT, show_default=False)],
+        "color": Annotated[Optional[str], typer.Option(
+            "--color", metavar="auto|always|never", help="Colour the output.", rich_help_panel=OUTPUT,
+            show_default=False)],
+        "backend": Annotated[Optional[str], typer.Option(
+            "--backend", metavar="sim|together", rich_help_panel=CONNECTION, show_default=False,
+            help="Where jobs live (env FTCTL_BACKEND; default: together if TOGETHER_API_KEY is set, "
+                 "else sim)")],
+        "base_url": Annotated[Optional[str], typer.Option(
+            "--base-url", metavar="URL", rich_help_panel=CONNECTION, show_default=False,
+            help="The API's host root (env TOGETHER_BASE_URL; default: https://api.together.ai)")],
+        "debug": Annotated[Optional[bool], typer.Option(
+            "--debug", help="Show tracebacks and HTTP traces on stderr (the key as Bearer ****).",
+            rich_help_panel=CONNECTION, show_default=False)],
+    }.items()
+}
+
+
+_CONTEXT = inspect.Parameter("_ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+
+
+class Session:
+    """One run of one command."""
+
+    def __init__(self, *, json_: bool = False, fields: str | None = None, color: str | None = None,
+                 backend: str | None = None, base_url: str | None = None, debug: bool = False) -> None:
+        color = (color or "auto").lower()
+        if color not in COLOR_CHOICES:
+            from ftctl.errors import InvalidInput
+
+            raise InvalidInput(f"--color must be auto, always or never (got {color!r})")
+        self.term = Terminal(color=color)
+        self.fields = [f.strip() for f in fields.split(",") if f.strip()] if fields is not None else None
+        self.json = bool(json_) or self.fields is not None
+        self.debug = bool(debug)
+        self._backend_flag, self._base_url = backend, base_url
+        self._config: Config | None = None
+        self._backend: Backend | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from ftctl.config import resolve
+
+            self._config = resolve(backend=self._backend_flag, base_url=self._base_url)
+        return self._config
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            from ftctl.backend import open_backend
+
+            config = self.config
+            if config.backend == "sim" and config.backend_defaulted:
+                self.term.note("Note: using the embedded simulator (TOGETHER_API_KEY is not set; "
+                               "--backend together for the real API).")
+            self._backend = open_backend(config)
+        return self._backend
+
+    @property
+    def local(self) -> LocalState:
+        from ftctl.local_state import LocalState
+
+        return LocalState(self.config.home)
+
+    def emit(self, value: Any) -> None:
+        """Data as strict JSON: indented on a terminal, one line otherwise."""
+        from ftctl.output.jsonio import dumps
+
+        if self.fields is not None:
+            from ftctl.output.fields import select
+
+            value = select(value, self.fields)
+        self.term.write(dumps(value, pretty=self.term.is_tty))
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+
+
+def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callable[[Callable], Callable]:
+    """Register ``fn(session, ...)`` as a command taking the shared options too."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        own = inspect.signature(fn, eval_str=True)
+        params = [p for p in own.parameters.values() if p.name != "session"]
+
+        @functools.wraps(fn)
+        def run(*args: Any, **values: Any) -> Any:
+            ctx: typer.Context = values.pop("_ctx")
+            inherited = ctx.find_root().obj or {}
+            shared = {k: values.pop(k) for k in _SHARED}
+            for key, value in inherited.items():
+                if shared.get(key) is None:
+                    shared[key] = value
+            session = Session(**{k: v for k, v in shared.items() if v is not None})
+            try:
+                return fn(session, *args, **values)
+            finally:
+                session.close()
+
+        run.__signature__ = own.replace(parameters=params + list(_SHARED.values()) + [_CONTEXT])  # type: ignore[attr-defined]
+        run.__annotations__ = {}
+        app.command(name, **kwargs)(run)
+        return fn
+
+    return register
+
+
+def root_options(ctx: typer.Context, **values: Any) -> None:
+    """Store the root's ``--backend/--base-url/--color/--debug`` for every command to inherit."""
+    ctx.obj = {k: v for k, v in values.items() if v is not None}
+
+
+ROOT_PARAMS = [_SHARED[k] for k in ("backend", "base_url", "color", "debug")]

@@ -1,0 +1,202 @@
+"""create, retrieve, list, cancel: parse, call ``ftctl.jobs``, hand the result to a view."""
+
+from typing import Annotated, Optional
+
+import typer
+
+from ftctl.commands.common import Session, command
+
+JOB_ID = Annotated[str, typer.Argument(metavar="JOB_ID", help="The job's id (ft-...).", show_default=False)]
+
+DATA, TRAINING, LORA, DPO, EARLY, TRACKING, SIM, BEHAVIOUR = (
+    "Data and model", "Training", "LoRA", "DPO", "Early stopping", "Weights & Biases", "Simulator",
+    "Behaviour")
+
+
+def register(app: typer.Typer) -> None:
+    command(app, "create", help=CREATE_HELP)(create)
+    command(app, "retrieve", help="Show a job: status, progress and, for an early-stopped job, "
+                                  "the best step, the halt step and the refund.")(retrieve)
+    command(app, "list", help="List fine-tuning jobs, newest first.")(list_)
+    command(app, "cancel", help="Cancel a pending, queued or running job.")(cancel)
+
+
+CREATE_HELP = """Start a fine-tuning job (SFT or DPO), optionally with early stopping.
+
+Every check runs before anything is sent: bad input is one line on stderr and exit 2.
+
+Early stopping halts when eval_loss has not improved by more than --min-delta for --patience
+consecutive evaluations after --warmup-evals, promotes the best checkpoint and refunds the unused
+steps. It needs --validation-file and --n-evals >= patience + warmup-evals + 1. Warmup 0 and 1
+behave the same (the first evaluation always sets the best); use 2 or more to ignore early noise.
+"""
+
+
+def create(
+    session: Session,
+    training_file: Annotated[str, typer.Option("--training-file", "-t", help="Training file id.",
+                                               rich_help_panel=DATA, show_default=False)],
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model to fine-tune.",
+                                                 rich_help_panel=DATA, show_default=False)] = None,
+    from_checkpoint: Annotated[Optional[str], typer.Option(
+        help="Continue from a checkpoint (ft-ID or ft-ID:STEP) instead of --model.",
+        rich_help_panel=DATA, show_default=False)] = None,
+    validation_file: Annotated[Optional[str], typer.Option("--validation-file", "-v", help="Validation file id.",
+                                                           rich_help_panel=DATA, show_default=False)] = None,
+    suffix: Annotated[Optional[str], typer.Option(help="Up to 40 characters added to the output model's name.",
+                                                  rich_help_panel=DATA, show_default=False)] = None,
+    n_epochs: Annotated[int, typer.Option(help="Epochs.", rich_help_panel=TRAINING)] = 1,
+    n_evals: Annotated[int, typer.Option(help="Evaluations on the validation set over the run.",
+                                         rich_help_panel=TRAINING)] = 0,
+    n_checkpoints: Annotated[int, typer.Option(help="Checkpoints saved over the run.",
+                                               rich_help_panel=TRAINING)] = 1,
+    batch_size: Annotated[str, typer.Option(help="Batch size, or 'max'.", rich_help_panel=TRAINING)] = "max",
+    learning_rate: Annotated[float, typer.Option("--learning-rate", "--lr", help="Peak learning rate.",
+                                                 rich_help_panel=TRAINING)] = 1e-5,
+    lr_scheduler_type: Annotated[str, typer.Option(help="cosine or linear.", rich_help_panel=TRAINING)] = "cosine",
+    min_lr_ratio: Annotated[float, typer.Option(help="Final learning rate as a fraction of the peak.",
+                                                rich_help_panel=TRAINING)] = 0.0,
+    scheduler_num_cycles: Annotated[float, typer.Option(help="Cosine cycles.", rich_help_panel=TRAINING)] = 0.5,
+    warmup_ratio: Annotated[float, typer.Option(help="Fraction of steps for learning-rate warmup.",
+                                                rich_help_panel=TRAINING)] = 0.0,
+    max_grad_norm: Annotated[float, typer.Option(help="Gradient clipping (0 disables).",
+                                                 rich_help_panel=TRAINING)] = 1.0,
+    weight_decay: Annotated[float, typer.Option(rich_help_panel=TRAINING)] = 0.0,
+    packing: Annotated[bool, typer.Option(help="Pack examples into sequences.", rich_help_panel=TRAINING)] = True,
+    max_seq_length: Annotated[Optional[int], typer.Option(rich_help_panel=TRAINING, show_default=False)] = None,
+    gradient_accumulation_steps: Annotated[Optional[int], typer.Option(rich_help_panel=TRAINING,
+                                                                       show_default=False)] = None,
+    random_seed: Annotated[Optional[int], typer.Option(help="Seed (also fixes the simulator's curve).",
+                                                       rich_help_panel=TRAINING, show_default=False)] = None,
+    training_method: Annotated[str, typer.Option(help="sft or dpo.", rich_help_panel=TRAINING)] = "sft",
+    train_on_inputs: Annotated[Optional[str], typer.Option(help="SFT: true, false or auto.",
+                                                           rich_help_panel=TRAINING, show_default=False)] = None,
+    lora: Annotated[Optional[bool], typer.Option("--lora/--no-lora", help="LoRA or full training "
+                                                 "(default: the server's, LoRA)", rich_help_panel=LORA,
+                                                 show_default=False)] = None,
+    lora_r: Annotated[Optional[int], typer.Option(rich_help_panel=LORA, show_default=False)] = None,
+    lora_alpha: Annotated[Optional[float], typer.Option(rich_help_panel=LORA, show_default=False)] = None,
+    lora_dropout: Annotated[Optional[float], typer.Option(rich_help_panel=LORA, show_default=False)] = None,
+    lora_trainable_modules: Annotated[Optional[str], typer.Option(rich_help_panel=LORA, show_default=False)] = None,
+    dpo_beta: Annotated[Optional[float], typer.Option(rich_help_panel=DPO, show_default=False)] = None,
+    dpo_normalize_logratios_by_length: Annotated[Optional[bool], typer.Option(
+        "--dpo-normalize-logratios-by-length", rich_help_panel=DPO, show_default=False)] = None,
+    dpo_reference_free: Annotated[Optional[bool], typer.Option(
+        "--dpo-reference-free", rich_help_panel=DPO, show_default=False)] = None,
+    rpo_alpha: Annotated[Optional[float], typer.Option(rich_help_panel=DPO, show_default=False)] = None,
+    simpo_gamma: Annotated[Optional[float], typer.Option(rich_help_panel=DPO, show_default=False)] = None,
+    early_stopping: Annotated[bool, typer.Option(
+        "--early-stopping/--no-early-stopping", "--early-stopping-enabled",
+        help="Halt when eval_loss stops improving; promote the best checkpoint; refund unused steps.",
+        rich_help_panel=EARLY)] = False,
+    patience: Annotated[Optional[int], typer.Option(
+        "--patience", "--early-stopping-patience", help="Consecutive non-improving evaluations "
+        "allowed before stopping, >= 1 (server default: 2)", rich_help_panel=EARLY, show_default=False)] = None,
+    min_delta: Annotated[Optional[float], typer.Option(
+        "--min-delta", "--early-stopping-min-delta", help="A decrease must be more than this to count "
+        "as an improvement, >= 0 (server default: 0.0)", rich_help_panel=EARLY, show_default=False)] = None,
+    warmup_evals: Annotated[Optional[int], typer.Option(
+        "--warmup-evals", "--early-stopping-warmup-evals", help="Evaluations that may set the best but "
+        "never count toward patience, >= 0 (server default: 1)", rich_help_panel=EARLY,
+        show_default=False)] = None,
+    wandb_project_name: Annotated[Optional[str], typer.Option(rich_help_panel=TRACKING, show_default=False)] = None,
+    wandb_name: Annotated[Optional[str], typer.Option(rich_help_panel=TRACKING, show_default=False)] = None,
+    wandb_entity: Annotated[Optional[str], typer.Option(rich_help_panel=TRACKING, show_default=False)] = None,
+    wandb_base_url: Annotated[Optional[str], typer.Option(rich_help_panel=TRACKING, show_default=False)] = None,
+    sim_scenario: Annotated[Optional[str], typer.Option(
+        metavar="NAME|FILE", help="Simulator only: a preset (plateau, improving, nan, diverging, noisy, "
+        "error) or a JSON file {\"eval_loss\": [...], \"steps_per_epoch\": N}.", rich_help_panel=SIM,
+        show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the new job's id.",
+                                        rich_help_panel=BEHAVIOUR)] = False,
+    dry_run: Annotated[bool, typer.Option(help="Check the request and print the body that would be "
+                                          "sent, as JSON; send nothing.", rich_help_panel=BEHAVIOUR)] = False,
+) -> None:
+    import os
+
+    from ftctl import jobs
+    from ftctl.create_request import CreateOptions
+
+    options = CreateOptions(
+        training_file=training_file, model=model, from_checkpoint=from_checkpoint,
+        validation_file=validation_file, suffix=suffix, n_epochs=n_epochs, n_evals=n_evals,
+        n_checkpoints=n_checkpoints, batch_size=batch_size, learning_rate=learning_rate,
+        lr_scheduler_type=lr_scheduler_type.lower(), min_lr_ratio=min_lr_ratio,
+        scheduler_num_cycles=scheduler_num_cycles, warmup_ratio=warmup_ratio, max_grad_norm=max_grad_norm,
+        weight_decay=weight_decay, packing=packing, max_seq_length=max_seq_length,
+        gradient_accumulation_steps=gradient_accumulation_steps, random_seed=random_seed,
+        training_method=training_method, train_on_inputs=train_on_inputs, lora=lora, lora_r=lora_r,
+        lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_trainable_modules=lora_trainable_modules,
+        dpo_beta=dpo_beta, dpo_normalize_logratios_by_length=dpo_normalize_logratios_by_length,
+        dpo_reference_free=dpo_reference_free, rpo_alpha=rpo_alpha, simpo_gamma=simpo_gamma,
+        early_stopping=early_stopping, patience=patience, min_delta=min_delta, warmup_evals=warmup_evals,
+        # A secret is read from the environment, never from a flag (it would show in `ps` and history).
+        wandb_api_key=os.environ.get("WANDB_API_KEY") or None, wandb_project_name=wandb_project_name,
+        wandb_name=wandb_name, wandb_entity=wandb_entity, wandb_base_url=wandb_base_url)
+    result = jobs.create(session.config.backend, lambda: session.backend,
+                         None if dry_run else session.local, options, scenario=sim_scenario, dry_run=dry_run)
+    for warning in result.warnings:
+        session.term.warn(warning)
+    if dry_run:
+        session.emit({k: ("****" if k == "wandb_key" else v) for k, v in result.body.items()})
+        return
+    job = result.job
+    if quiet:
+        session.term.write(job["id"])
+    elif session.json:
+        session.emit(job)
+    else:
+        from ftctl.output import views
+
+        views.job(session.term, job)
+        session.term.note(f"Follow it with: ftctl retrieve {job['id']}   (events, metrics: ftctl metrics {job['id']})")
+
+
+def retrieve(session: Session, job_id: JOB_ID) -> None:
+    from ftctl import jobs
+
+    job = jobs.retrieve(session.backend, session.local, job_id)
+    if session.json:
+        session.emit(job)
+        return
+    from ftctl.output import views
+
+    views.job(session.term, job)
+
+
+def list_(session: Session,
+          limit: Annotated[Optional[int], typer.Option(help="Show only the newest N jobs.", min=1,
+                                                       show_default=False)] = None) -> None:
+    from ftctl import jobs
+
+    rows = jobs.list_jobs(session.backend, session.local, limit=limit)
+    if session.json:
+        session.emit(rows)
+        return
+    from ftctl.output import views
+
+    views.job_list(session.term, rows)
+
+
+def cancel(session: Session, job_id: JOB_ID,
+           yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation "
+                                                                 "(required when not at a terminal).")] = False) -> None:
+    from ftctl import jobs
+    from ftctl.errors import InvalidInput
+
+    jobs.check_job_id(job_id)
+    if not yes:
+        if not session.term.interactive:
+            raise InvalidInput(f"cancelling {job_id} needs --yes when stdin and stdout are not both terminals "
+                               "(ftctl never prompts in scripts)")
+        if not typer.confirm(f"Cancel {job_id}? Completed steps are still billed.", default=False,
+                             err=True):
+            session.term.note("Not cancelled; the job keeps running.")
+            return
+    job = jobs.cancel(session.backend, session.local, job_id)
+    if session.json:
+        session.emit(job)
+        return
+    from ftctl.output import views
+
+    views.job(session.term, job)

@@ -1,0 +1,248 @@
+"""The early-stopping rule, written once (``early-stopping.md`` §6.1-6.3).
+
+The decision procedure is a left fold over the evaluations' eval_loss: ``advance`` consumes one
+evaluation, so the simulator feeds it as a run progresses, and ``trail``/``replay`` run it over a
+whole history (metrics, explanations, what-if, cross-check). No I/O here; property tests pin the
+invariants of §6.4.
+
+Readings chosen where the vendor text is ambiguous (§5): a decrease must be *strictly* more than
+min_delta (A1), compared in exact decimals of the values as reported (A2); best moves only on a
+counted improvement (A3); the first finite evaluation always improves (A4); warmup evaluations may
+set the best but never count toward patience (A5, A6); any NaN/±inf halts at once (A7); the run
+stops on the P-th non-improving evaluation (A8).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Context, Decimal
+from fractions import Fraction
+from typing import Iterable, Iterator, Sequence
+
+from ftctl.errors import InvalidInput
+
+PATIENCE_EXHAUSTED = "patience_exhausted"
+NON_FINITE_EVAL_LOSS = "non_finite_eval_loss"
+
+DEFAULT_PATIENCE = 2
+DEFAULT_MIN_DELTA = 0.0
+DEFAULT_WARMUP_EVALS = 1
+
+# Floats print with at most 17 significant digits between 1e-324 and 1e308, so a difference of two
+# of them needs at most ~650 digits: with this precision Decimal subtraction is exact.
+_EXACT = Context(prec=1000)
+
+
+def exact(value: float) -> Decimal:
+    """The value exactly as reported (A2): the shortest decimal that round-trips the float."""
+    return Decimal(repr(float(value)))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """P, D and W, already validated (``check_parameters``). Defaults are the server's."""
+
+    patience: int = DEFAULT_PATIENCE
+    min_delta: float = DEFAULT_MIN_DELTA
+    warmup_evals: int = DEFAULT_WARMUP_EVALS
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """The fold's accumulator after ``evals`` evaluations.
+
+    ``streak`` counts the current run of non-improving post-warmup evaluations; they are always
+    the last ``streak`` evaluations, so their indices need not be stored.
+    """
+
+    evals: int = 0
+    best_i: int | None = None
+    best_value: float | None = None
+    best_exact: Decimal | None = None
+    streak: int = 0
+    improved: bool = False  # did evaluation ``evals`` count as an improvement?
+    stopped: bool = False
+    reason: str | None = None
+    halt_i: int | None = None
+
+    @property
+    def streak_evals(self) -> range:
+        """1-based indices of the current non-improving run."""
+        return range(self.evals - self.streak + 1, self.evals + 1)
+
+
+INITIAL = State()
+
+
+def advance(state: State, value: float, settings: Settings, *, delta: Decimal | None = None) -> State:
+    """Consume one evaluation. After a halt, further values are irrelevant (§6.4.5) and ignored.
+
+    ``delta`` is ``exact(settings.min_delta)``, passed by callers that fold many values.
+    """
+    if state.stopped:
+        return state
+    i = state.evals + 1
+    if not math.isfinite(value):  # A7: always, warmup or not
+        return State(i, state.best_i, state.best_value, state.best_exact, state.streak, False,
+                     True, NON_FINITE_EVAL_LOSS, i)
+    x = exact(value)
+    if delta is None:
+        delta = exact(settings.min_delta)
+    # Compare with the previous best *before* updating it (§8: the GLiNER2/ms-swift ordering bugs).
+    improved = state.best_exact is None or _EXACT.subtract(state.best_exact, x) > delta
+    best_i, best_value, best_exact = (i, value, x) if improved else (
+        state.best_i, state.best_value, state.best_exact)
+    if i <= settings.warmup_evals:  # warmup may set the best, never counts
+        return State(i, best_i, best_value, best_exact, 0, improved)
+    streak = 0 if improved else state.streak + 1
+    if streak >= settings.patience:  # A8: stop on the P-th
+        return State(i, best_i, best_value, best_exact, streak, False, True, PATIENCE_EXHAUSTED, i)
+    return State(i, best_i, best_value, best_exact, streak, improved)
+
+
+def trail(values: Iterable[float], settings: Settings) -> Iterator[State]:
+    """The state after each evaluation, up to and including the halt."""
+    delta = exact(settings.min_delta)
+    state = INITIAL
+    for value in values:
+        state = advance(state, value, settings, delta=delta)
+        yield state
+        if state.stopped:
+            return
+
+
+def replay(values: Iterable[float], settings: Settings) -> State:
+    """The decision over a whole history (the last state of ``trail``)."""
+    state = INITIAL
+    for state in trail(values, settings):
+        pass
+    return state
+
+
+def improvement_threshold(state: State, settings: Settings) -> Decimal | None:
+    """What the next evaluation must be strictly below to count (None: anything finite counts)."""
+    if state.best_exact is None:
+        return None
+    return _EXACT.subtract(state.best_exact, exact(settings.min_delta))
+
+
+def evaluation_step(i: int, total_steps: int, n_evals: int) -> int:
+    """Step of evaluation ``i`` when evenly spaced: ``round(i × total_steps / n_evals)`` (A13).
+
+    Exact rational arithmetic, then Python's ``round`` (half to even), as the contract writes it.
+    """
+    return round(Fraction(i * total_steps, n_evals))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The job fields that follow from a decision (§6.3)."""
+
+    early_stopped: bool
+    reason: str | None
+    halt_step: int | None
+    steps_completed: int
+    evals_completed: int
+    epochs_completed: int
+    steps_refunded: int
+    best_step: int | None  # for an early-stopped job with no finite best: the halt step
+    best_metric: float | None
+    promoted_step: int
+
+
+def outcome(state: State, steps: Sequence[int], total_steps: int, n_epochs: int) -> Outcome:
+    """Derived fields for a run whose evaluation ``i`` happened at ``steps[i-1]``."""
+    best_step = steps[state.best_i - 1] if state.best_i else None
+    if state.stopped:
+        halt_step = steps[state.halt_i - 1]
+        return Outcome(
+            early_stopped=True,
+            reason=state.reason,
+            halt_step=halt_step,
+            steps_completed=halt_step,
+            evals_completed=state.halt_i,
+            epochs_completed=halt_step * n_epochs // total_steps if total_steps else 0,
+            steps_refunded=total_steps - halt_step,
+            best_step=best_step if best_step is not None else halt_step,
+            best_metric=state.best_value,
+            promoted_step=best_step if best_step is not None else halt_step,
+        )
+    return Outcome(
+        early_stopped=False,
+        reason=None,
+        halt_step=None,
+        steps_completed=total_steps,
+        evals_completed=state.evals,
+        epochs_completed=n_epochs,
+        steps_refunded=0,
+        best_step=best_step,  # the tracked best (A9); the final model is the last step
+        best_metric=state.best_value,
+        promoted_step=total_steps,
+    )
+
+
+# --- §6.1: parameters, checked before anything is sent (and by the simulator, as the server) ---
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_parameters(
+    *,
+    enabled: bool,
+    patience: object = None,
+    min_delta: object = None,
+    warmup_evals: object = None,
+    validation_file: str | None = None,
+    n_evals: int | None = None,
+) -> list[str]:
+    """Raise ``InvalidInput`` with the SDK's wording, or return warnings (A11, V13).
+
+    ``None`` means "not set": the server's default applies, before the n_evals check (§6.1).
+    """
+    given = [name for name, value in (("patience", patience), ("min_delta", min_delta),
+                                      ("warmup_evals", warmup_evals)) if value is not None]
+    if not enabled:
+        if given:
+            return [f"early stopping is not enabled, so {', '.join(given)} "
+                    "has no effect (add --early-stopping)"]
+        return []
+    p = DEFAULT_PATIENCE if patience is None else patience
+    w = DEFAULT_WARMUP_EVALS if warmup_evals is None else warmup_evals
+    d = DEFAULT_MIN_DELTA if min_delta is None else min_delta
+    if not _is_int(p):
+        raise InvalidInput(f"early_stopping_patience must be an integer (got {p!r})")
+    if not _is_int(w):
+        raise InvalidInput(f"early_stopping_warmup_evals must be an integer (got {w!r})")
+    if isinstance(d, bool) or not isinstance(d, (int, float)):
+        raise InvalidInput(f"early_stopping_min_delta must be a number (got {d!r})")
+    if p < 1:
+        raise InvalidInput(f"early_stopping_patience must be >= 1 (got {p})")
+    if w < 0:
+        raise InvalidInput(f"early_stopping_warmup_evals must be >= 0 (got {w})")
+    if not d >= 0:  # also catches NaN, whose comparisons are all false (V8)
+        raise InvalidInput(f"early_stopping_min_delta must be >= 0 (got {d})")
+    if math.isinf(d):
+        raise InvalidInput(f"early_stopping_min_delta must be finite (got {d})")
+    if not validation_file:
+        raise InvalidInput("Early stopping requires a validation file (validation_file).")
+    n = 0 if n_evals is None else n_evals
+    if n < p + w + 1:
+        raise InvalidInput(
+            "Early stopping requires n_evals >= patience + warmup_evals + 1 = "
+            f"{p + w + 1} (got n_evals={n})")
+    if w == 0 and n == p + 1:
+        return [f"with warmup_evals 0 and n_evals {n} = patience + 1, the earliest possible halt "
+                "is the final evaluation, so no steps can be refunded"]
+    return []
+
+
+def settings_from(patience: int | None, min_delta: float | None, warmup_evals: int | None) -> Settings:
+    """Settings with the server's defaults for whatever was not set."""
+    return Settings(
+        DEFAULT_PATIENCE if patience is None else patience,
+        DEFAULT_MIN_DELTA if min_delta is None else float(min_delta),
+        DEFAULT_WARMUP_EVALS if warmup_evals is None else warmup_evals,
+    )

@@ -1,0 +1,79 @@
+"""Exit codes and the errors that carry them: the one place that maps a failure to a code.
+
+The table is the contract of ``cli-contract.md`` ("Exit codes"); ``ftctl --help`` and the README
+list it from ``EXIT_CODES`` below. Every error ftctl raises on purpose is an ``FtctlError``: the
+entry point prints its one-line message (or a JSON object under ``--json``) and exits with its code.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    TIMEOUT = 3
+    AUTH = 4
+    JOB_FAILED = 5
+    NOT_FOUND = 6
+    INTERRUPTED = 130
+
+
+EXIT_CODES: dict[ExitCode, str] = {
+    ExitCode.OK: "success",
+    ExitCode.ERROR: "API, server or network error (after retries)",
+    ExitCode.USAGE: "invalid usage or input; nothing was sent",
+    ExitCode.TIMEOUT: "wait / --wait timed out; the job is still running",
+    ExitCode.AUTH: "authentication missing or rejected (401/403)",
+    ExitCode.JOB_FAILED: "the job ended unsuccessfully (error, user_error, cancelled) under wait / --wait",
+    ExitCode.NOT_FOUND: "not found (unknown job id)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C); a job being waited on is not cancelled",
+}
+
+
+class FtctlError(Exception):
+    """A failure meant for the user: one line of message, an exit code, a stable error code."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+    code: str = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class InvalidInput(FtctlError):
+    """Bad input caught before anything was sent."""
+
+    exit_code = ExitCode.USAGE
+    code = "invalid_input"
+
+
+class ApiError(FtctlError):
+    """The API, the simulator's store or the network failed (after retries)."""
+
+    exit_code = ExitCode.ERROR
+    code = "api_error"
+
+
+class AuthError(FtctlError):
+    exit_code = ExitCode.AUTH
+    code = "auth_error"
+
+
+class NotFound(FtctlError):
+    exit_code = ExitCode.NOT_FOUND
+    code = "not_found"
+
+
+class WaitTimeout(FtctlError):
+    exit_code = ExitCode.TIMEOUT
+    code = "timeout"
+
+
+class JobFailed(FtctlError):
+    exit_code = ExitCode.JOB_FAILED
+    code = "job_failed"

@@ -1,0 +1,158 @@
+"""Pydantic models of the API's objects, with the API's exact field names (``together-api.md``).
+
+Lenient on purpose (together-python #246, together-py #181): statuses, event types and levels are
+plain strings, every field but the identifying ones is optional, and unknown fields are kept.
+Backends hand the wire objects around as dicts; these models check them at the HTTP boundary and
+give typed access where a command needs it. Garbage (a wrong type, a missing id) is a
+``ResponseError`` naming the field, never a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, TypeVar, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ftctl.backend import TERMINAL_STATUSES
+from ftctl.errors import ApiError
+
+
+
+class ResponseError(ApiError):
+    """A response that is not the shape the API documents."""
+
+    code = "bad_response"
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Event(_Lenient):
+    object: Optional[str] = "fine-tune-event"
+    created_at: Optional[str] = None
+    message: Optional[str] = ""
+    type: Optional[str] = None
+    level: Optional[str] = None
+    step: Optional[int] = None
+    total_steps: Optional[int] = None
+    checkpoint_path: Optional[str] = None
+    model_path: Optional[str] = None
+    early_stopping_best_step: Optional[int] = None
+    early_stopping_best_metric_value: Optional[float] = None  # not "_metric" as on the job
+
+    @property
+    def kind(self) -> str:
+        """The type, lower-cased: the legacy SDK spells them upper case."""
+        return (self.type or "").lower()
+
+
+class Job(_Lenient):
+    id: str
+    status: str
+    user_id: Optional[str] = None
+    created_at: Optional[str] = None
+    updated_at: Optional[str] = None
+    started_at: Optional[str] = None
+    model: Optional[str] = None
+    model_output_name: Optional[str] = None
+    suffix: Optional[str] = None
+    training_file: Optional[str] = None
+    validation_file: Optional[str] = None
+    n_epochs: Optional[int] = None
+    n_evals: Optional[int] = None
+    n_checkpoints: Optional[int] = None
+    batch_size: Union[int, str, None] = None
+    learning_rate: Optional[float] = None
+    lr_scheduler: Optional[dict[str, Any]] = None
+    warmup_ratio: Optional[float] = None
+    max_grad_norm: Optional[float] = None
+    weight_decay: Optional[float] = None
+    training_method: Optional[dict[str, Any]] = None
+    training_type: Optional[dict[str, Any]] = None
+    random_seed: Optional[int] = None
+    total_steps: Optional[int] = None
+    steps_completed: Optional[int] = None
+    evals_completed: Optional[int] = None
+    epochs_completed: Optional[int] = None
+    eval_steps: Optional[int] = None
+    early_stopped: Optional[bool] = None
+    early_stopping_best_step: Optional[int] = None
+    early_stopping_best_metric: Optional[float] = None
+    total_price: Optional[int] = None  # nano-dollars
+    token_count: Optional[int] = None
+    param_count: Optional[int] = None
+    progress: Optional[dict[str, Any]] = None
+    events: Optional[list[Event]] = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status.lower() in TERMINAL_STATUSES
+
+    @property
+    def method(self) -> str:
+        return str((self.training_method or {}).get("method") or "sft")
+
+
+class Checkpoint(_Lenient):
+    step: int
+    path: Optional[str] = None
+    created_at: Optional[str] = None
+    checkpoint_type: Optional[str] = None
+    checkpoint: Optional[str] = None
+
+    @property
+    def final(self) -> bool:
+        return "intermediate" not in (self.checkpoint_type or "").lower()
+
+
+class MetricsRow(_Lenient):
+    """One row of ``/metrics``: flat keys with slashes. Training and eval rows are separate."""
+
+    timestamp: Optional[float] = None
+    global_step: Optional[float] = Field(None, alias="train/global_step")
+    epoch: Optional[float] = Field(None, alias="train/epoch")
+    train_loss: Optional[float] = Field(None, alias="train/loss")
+    learning_rate: Optional[float] = Field(None, alias="train/learning_rate")
+    grad_norm: Optional[float] = Field(None, alias="train/grad_norm")
+    eval_loss: Optional[float] = Field(None, alias="eval/loss")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: Any, what: str) -> M:
+    """Validate one wire object, turning a pydantic error into one clear line."""
+    if not isinstance(data, dict):
+        raise ResponseError(f"unexpected response for {what}: expected a JSON object, got {_kind(data)}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(object)"
+        raise ResponseError(
+            f"unexpected response for {what}: field {field!r} {first['msg'].lower()} "
+            f"(got {_short(first.get('input'))})") from None
+
+
+def parse_list(model: type[M], data: Any, key: str, what: str) -> list[M]:
+    """``{key: [...]}`` (the API's list envelope) to models."""
+    return [parse(model, item, what) for item in unwrap_list(data, key, what)]
+
+
+def unwrap_list(data: Any, key: str, what: str) -> list[Any]:
+    if isinstance(data, dict) and isinstance(data.get(key), list):
+        return data[key]
+    raise ResponseError(f"unexpected response for {what}: expected an object with a {key!r} list, "
+                        f"got {_kind(data)}")
+
+
+def _kind(data: Any) -> str:
+    if isinstance(data, dict):
+        return "an object with keys " + ", ".join(sorted(map(str, data))[:6]) if data else "an empty object"
+    return {list: "a list", str: "a string", type(None): "null"}.get(type(data), type(data).__name__)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

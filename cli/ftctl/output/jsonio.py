@@ -1,0 +1,30 @@
+"""Strict JSON (RFC 8259) for ``--json``: non-finite numbers become the strings ``"NaN"``,
+``"Infinity"`` and ``"-Infinity"`` (``cli-contract.md``), never the bare tokens Python writes."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+
+def strict(value: Any) -> Any:
+    """A copy of ``value`` with every non-finite float replaced by its contract string."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(v) for v in value]
+    return value
+
+
+def dumps(value: Any, *, pretty: bool = False) -> str:
+    try:  # fast path: most payloads have no NaN, and allow_nan=False proves it
+        return json.dumps(value, allow_nan=False, ensure_ascii=False, indent=2 if pretty else None,
+                          separators=None if pretty else (",", ":"))
+    except ValueError:
+        return json.dumps(strict(value), allow_nan=False, ensure_ascii=False,
+                          indent=2 if pretty else None, separators=None if pretty else (",", ":"))

@@ -1,0 +1,213 @@
+"""The simulator as a backend: the same wire objects as Together's API, from the store and the clock.
+
+The HTTP server of ``ftctl sim serve`` wraps this class; it does not reimplement it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from ftctl import early_stopping as es
+from ftctl.backend import TERMINAL_STATUSES, MetricsQuery, Wire
+from ftctl.create_request import check_body
+from ftctl.errors import ApiError, NotFound
+from ftctl.simulator import scenarios, timeline
+from ftctl.simulator.scenarios import Scenario
+from ftctl.simulator.store import Record, Store
+
+STORE_FILE = "simulator.db"
+USER_ID = "sim-user"
+MAX_BATCH = 8  # what "max" resolves to on the simulated hardware
+# Never stored: the store must hold no secrets (wandb and Hugging Face tokens ride in the body).
+_SECRET_FIELDS = ("wandb_key", "wandb_api_key", "hf_api_token")
+_DEFAULT_LORA = {"type": "Lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0,
+                 "lora_trainable_modules": "all-linear"}
+
+
+class Conflict(ApiError):
+    code = "conflict"
+
+
+class Simulator:
+    name = "sim"
+
+    def __init__(self, home: Path, *, speed: float, clock: Callable[[], float] = time.time) -> None:
+        self.store = Store(home / STORE_FILE)
+        self.speed = speed
+        self.clock = clock
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- the API -------------------------------------------------------------------------------
+
+    def create(self, body: Wire, *, scenario: Scenario | None = None) -> Wire:
+        check_body(body)  # the server checks what it receives, whoever sent it
+        job_id = f"ft-{uuid.uuid4()}"
+        seed = body.get("random_seed")
+        if seed is None:
+            seed = int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:4], "big")
+        n_epochs, n_evals = body.get("n_epochs") or 1, body.get("n_evals") or 0
+        steps_per_epoch = (scenario.steps_per_epoch if scenario and scenario.steps_per_epoch
+                           else max(scenarios.DEFAULT_STEPS_PER_EPOCH, math.ceil(n_evals / n_epochs)))
+        eval_loss = scenarios.curve(scenario, n_evals, seed)
+        settings = es.settings_from(body.get("early_stopping_patience"), body.get("early_stopping_min_delta"),
+                                    body.get("early_stopping_warmup_evals")) \
+            if body.get("early_stopping_enabled") else None
+        plan = timeline.make_plan(
+            n_epochs=n_epochs, steps_per_epoch=steps_per_epoch, n_evals=n_evals, eval_loss=eval_loss,
+            settings=settings, fail_at=scenarios.fail_step(scenario, n_epochs * steps_per_epoch),
+            n_checkpoints=body.get("n_checkpoints") or 1, seed=seed)
+        stored = {k: v for k, v in body.items() if k not in _SECRET_FIELDS}
+        stored["_steps_per_epoch"] = steps_per_epoch
+        record = Record(job_id, self.clock(), self.speed, None, seed, stored,
+                        None if scenario is None else scenario.to_json(), eval_loss, plan.summary())
+        self.store.add(record)
+        return _View(record).job(self.clock(), full=False)
+
+    def retrieve(self, job_id: str) -> Wire:
+        return _View(self._get(job_id)).job(self.clock(), full=True)
+
+    def list(self) -> list[Wire]:
+        now = self.clock()
+        return [_View(r).job(now, full=False) for r in self.store.newest_first()]
+
+    def cancel(self, job_id: str) -> Wire:
+        record = self._get(job_id)
+        now = self.clock()
+        view = _View(record)
+        status = view.phases.status_at(now)
+        if status in ("cancel_requested", "cancelled"):
+            return view.job(now, full=False)
+        if status in TERMINAL_STATUSES:
+            raise Conflict(f"job {job_id} has already ended ({status}); only a pending, queued or "
+                           "running job can be cancelled")
+        record = self.store.request_cancel(job_id, now) or record
+        return _View(record).job(now, full=False)
+
+    def events(self, job_id: str) -> list[Wire]:
+        view = _View(self._get(job_id))
+        return view.events(self.clock())
+
+    def checkpoints(self, job_id: str) -> list[Wire]:
+        view = _View(self._get(job_id))
+        return timeline.checkpoints(view.plan, view.phases, self.clock(), view.record.summary, job_id=job_id)
+
+    def metrics(self, job_id: str, query: MetricsQuery = MetricsQuery()) -> list[Wire]:
+        view = _View(self._get(job_id))
+        body = view.record.body
+        return timeline.metrics(
+            view.plan, view.phases, self.clock(),
+            learning_rate=body.get("learning_rate", 1e-5), scheduler=body.get("lr_scheduler") or {},
+            warmup_ratio=body.get("warmup_ratio") or 0.0,
+            step_from=query.global_step_from, step_to=query.global_step_to,
+            time_from=None if query.logged_at_from is None else _time(query.logged_at_from),
+            time_to=None if query.logged_at_to is None else _time(query.logged_at_to),
+            resolution=query.resolution)
+
+    def _get(self, job_id: str) -> Record:
+        record = self.store.get(job_id)
+        if record is None:
+            raise NotFound(f"no fine-tuning job with id {job_id!r} in the simulator "
+                           f"({self.store.path})")
+        return record
+
+
+def _time(text: str) -> float:
+    try:
+        return timeline.from_iso(text)
+    except ValueError:
+        from ftctl.errors import InvalidInput
+
+        raise InvalidInput(f"logged_at filters must be ISO-8601 times (got {text!r})") from None
+
+
+class _View:
+    """One stored job read at an instant."""
+
+    def __init__(self, record: Record) -> None:
+        self.record = record
+        self.phases = timeline.Phases.of(record.created_at, record.speed, record.summary, record.cancel_at)
+        self._plan: timeline.Plan | None = None
+
+    @property
+    def plan(self) -> timeline.Plan:
+        if self._plan is None:
+            body, scenario = self.record.body, self.record.scenario
+            settings = es.settings_from(body.get("early_stopping_patience"), body.get("early_stopping_min_delta"),
+                                        body.get("early_stopping_warmup_evals")) \
+                if body.get("early_stopping_enabled") else None
+            n_epochs = body.get("n_epochs") or 1
+            spe = body["_steps_per_epoch"]
+            self._plan = timeline.make_plan(
+                n_epochs=n_epochs, steps_per_epoch=spe, n_evals=body.get("n_evals") or 0,
+                eval_loss=self.record.eval_loss, settings=settings,
+                fail_at=scenarios.fail_step(None if scenario is None else Scenario.from_json(scenario),
+                                            n_epochs * spe),
+                n_checkpoints=body.get("n_checkpoints") or 1, seed=self.record.seed)
+        return self._plan
+
+    def events(self, t: float) -> list[Wire]:
+        return timeline.events(self.plan, self.phases, t, model=self.record.body.get("model") or "",
+                               job_id=self.record.id)
+
+    def job(self, t: float, *, full: bool) -> Wire:
+        r, p, body = self.record, self.phases, self.record.body
+        status = p.status_at(t)
+        steps = p.steps_at(t)
+        n_epochs, n_evals = body.get("n_epochs") or 1, body.get("n_evals") or 0
+        total = n_epochs * body["_steps_per_epoch"]
+        job: dict[str, Any] = {"id": r.id, "status": status, "user_id": USER_ID,
+                               "created_at": timeline.iso(r.created_at), "updated_at": timeline.iso(p.last_change(t))}
+        if t >= p.running:
+            job["started_at"] = timeline.iso(p.running)
+        job["model"] = body.get("model")
+        job["model_output_name"] = f"{USER_ID}/{(body.get('model') or 'model').split('/')[-1]}-" \
+                                   f"{body.get('suffix') or r.id[3:11]}"
+        for key in ("suffix", "from_checkpoint", "training_file", "validation_file"):
+            if body.get(key):
+                job[key] = body[key]
+        job.update({
+            "n_epochs": n_epochs, "n_evals": n_evals, "n_checkpoints": body.get("n_checkpoints") or 1,
+            "batch_size": MAX_BATCH if body.get("batch_size", "max") == "max" else body["batch_size"],
+            "learning_rate": body.get("learning_rate", 1e-5), "lr_scheduler": body.get("lr_scheduler"),
+            "warmup_ratio": body.get("warmup_ratio", 0.0), "max_grad_norm": body.get("max_grad_norm", 1.0),
+            "weight_decay": body.get("weight_decay", 0.0),
+            "training_method": body.get("training_method") or {"method": "sft", "train_on_inputs": "auto"},
+            "training_type": body.get("training_type") or dict(_DEFAULT_LORA),
+            "random_seed": r.seed,
+            "total_steps": total,
+            "steps_completed": steps,
+            "evals_completed": timeline.evals_by(steps, total, n_evals),
+            "epochs_completed": steps * n_epochs // total,
+        })
+        if n_evals:
+            job["eval_steps"] = total // n_evals
+        job["early_stopped"] = False
+        if body.get("early_stopping_enabled"):
+            job.update(self._early_stopping_fields(t, status, steps))
+        job["total_price"] = steps * timeline.PRICE_PER_STEP
+        job["token_count"] = steps * timeline.TOKENS_PER_STEP
+        if status not in TERMINAL_STATUSES:
+            job["progress"] = {"estimate_available": True,
+                               "seconds_remaining": max(0, math.ceil(p.done - t))}
+        job["events"] = self.events(t) if full else []
+        return job
+
+    def _early_stopping_fields(self, t: float, status: str, steps: int) -> dict[str, Any]:
+        s = self.record.summary
+        if steps >= s["run_steps"] and not self.phases.cancelled:
+            return {"early_stopped": s["early_stopped"], "early_stopping_best_step": s["best_step"],
+                    "early_stopping_best_metric": s["best_metric"]}
+        trail = timeline.visible_trail(self.plan, steps)
+        if not trail:
+            return {}
+        last = trail[-1]
+        best_step = self.plan.eval_steps[last.best_i - 1] if last.best_i else None
+        return {"early_stopped": False, "early_stopping_best_step": best_step,
+                "early_stopping_best_metric": last.best_value}

@@ -1,0 +1,201 @@
+"""Loss curves for simulated jobs: named presets, JSON scenario files, or a curve from the seed.
+
+``--sim-scenario NAME|FILE`` (``cli-contract.md``, "Simulator scenarios"). A file is
+``{"eval_loss": [2.0, 1.5, "NaN", ...], "steps_per_epoch": 24}``; it may also name a ``preset``
+(to generate the values) and a ``fail_at_step`` (the job ends in ``error`` there).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ftctl.errors import InvalidInput
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
+DEFAULT_STEPS_PER_EPOCH = 24
+NON_FINITE = {"nan": math.nan, "infinity": math.inf, "-infinity": -math.inf, "inf": math.inf,
+              "-inf": -math.inf}
+_FILE_KEYS = {"eval_loss", "steps_per_epoch", "fail_at_step", "preset"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    eval_loss: tuple[float, ...] | None = None
+    steps_per_epoch: int | None = None
+    fail_at_step: int | None = None
+    preset: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.eval_loss is not None:
+            data["eval_loss"] = [encode_float(x) for x in self.eval_loss]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Scenario:
+        values = data.get("eval_loss")
+        return cls(data["name"], None if values is None else tuple(decode_float(v) for v in values),
+                   data.get("steps_per_epoch"), data.get("fail_at_step"), data.get("preset"))
+
+
+def encode_float(x: float) -> float | str:
+    """JSON has no NaN/Infinity: write them as the strings the contract uses."""
+    if math.isfinite(x):
+        return x
+    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
+
+
+def decode_float(v: Any) -> float:
+    if isinstance(v, str):
+        return NON_FINITE[v.strip().lower()]
+    return float(v)
+
+
+# --- presets: each a shape over fractions f = i/n of the run ---------------------------------------
+
+
+def _falling(f: float, start: float, floor: float, rate: float) -> float:
+    return floor + (start - floor) * (0.85 * math.exp(-rate * f) + 0.15 * (1 - f))
+
+
+def _plateau(rng: random.Random, n: int) -> list[float]:
+    start, floor = rng.uniform(2.0, 2.4), rng.uniform(0.45, 0.6)
+    return [floor + (start - floor) * math.exp(-9 * i / n) + rng.gauss(0, 0.003) for i in range(1, n + 1)]
+
+
+def _improving(rng: random.Random, n: int) -> list[float]:
+    start, floor = rng.uniform(2.0, 2.4), rng.uniform(0.3, 0.5)
+    return [_falling(i / n, start, floor, 3.0) for i in range(1, n + 1)]
+
+
+def _diverging(rng: random.Random, n: int) -> list[float]:
+    start, low = rng.uniform(2.0, 2.4), rng.uniform(0.8, 1.0)
+    turn = 0.3
+    return [start - (start - low) * (i / n) / turn if i / n <= turn
+            else low + 2.5 * (i / n - turn) ** 1.5 for i in range(1, n + 1)]
+
+
+def _noisy(rng: random.Random, n: int) -> list[float]:
+    start, floor = rng.uniform(2.0, 2.4), rng.uniform(0.4, 0.6)
+    return [_falling(i / n, start, floor, 4.0) + rng.gauss(0, 0.06) for i in range(1, n + 1)]
+
+
+def _nan(rng: random.Random, n: int) -> list[float]:
+    values = _improving(rng, n)
+    values[math.ceil(0.6 * n) - 1:] = [math.nan] * (n - math.ceil(0.6 * n) + 1)
+    return values
+
+
+def generated(rng: random.Random, n: int) -> list[float]:
+    """A realistic run: falls, flattens and, in most runs, turns up, with a little noise."""
+    start, floor = rng.uniform(1.8, 2.6), rng.uniform(0.35, 0.9)
+    rate = rng.uniform(3.0, 7.0)
+    turn = rng.uniform(0.35, 1.15)  # where over-fitting sets in; past 1.0 it never does
+    rise = rng.uniform(0.3, 1.2) * (floor + 0.2)
+    noise = rng.uniform(0.001, 0.006)
+    return [_falling(i / n, start, floor, rate) + rise * max(0.0, i / n - turn) ** 2
+            + rng.gauss(0, noise) for i in range(1, n + 1)]
+
+
+PRESETS: dict[str, tuple[Callable[[random.Random, int], list[float]], str]] = {
+    "plateau": (_plateau, "falls fast, then flat with small noise: patience runs out"),
+    "improving": (_improving, "improves at every evaluation: early stopping never fires"),
+    "nan": (_nan, "diverges to NaN at 60% of the evaluations: a non-finite halt"),
+    "diverging": (_diverging, "falls for 30% of the run, then rises: an early halt"),
+    "noisy": (_noisy, "a falling curve with large noise: streaks start and reset"),
+    "error": (generated, "a normal curve, but the job fails with status error at 40% of its steps"),
+}
+
+
+def _round(values: list[float]) -> list[float]:
+    # Reported to 4 decimals, like a training log; 6 on long runs so a slow decline stays visible.
+    digits = 4 if len(values) <= 1000 else 6
+    return [round(v, digits) if math.isfinite(v) else v for v in values]
+
+
+def curve(scenario: Scenario | None, n_evals: int, seed: int) -> list[float]:
+    """The eval_loss of each of ``n_evals`` evaluations."""
+    if scenario is not None and scenario.eval_loss is not None:
+        if len(scenario.eval_loss) < n_evals:
+            raise InvalidInput(f"scenario {scenario.name!r} has {len(scenario.eval_loss)} eval_loss values "
+                               f"but the job runs n_evals={n_evals}; give at least {n_evals}")
+        return list(scenario.eval_loss[:n_evals])
+    if n_evals == 0:
+        return []
+    preset = scenario.preset if scenario is not None else None
+    make = PRESETS[preset][0] if preset else generated
+    return _round(make(random.Random(seed), n_evals))
+
+
+def fail_step(scenario: Scenario | None, total_steps: int) -> int | None:
+    if scenario is None:
+        return None
+    if scenario.fail_at_step is not None:
+        return scenario.fail_at_step
+    return max(1, round(0.4 * total_steps)) if scenario.preset == "error" else None
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def load(spec: str) -> Scenario:
+    """A preset name or a JSON file; ``InvalidInput`` with the reason otherwise."""
+    if spec in PRESETS:
+        return Scenario(name=spec, preset=spec)
+    path = Path(spec)
+    if not path.is_file():
+        raise InvalidInput(f"unknown --sim-scenario {spec!r}: not a preset ({', '.join(PRESETS)}) "
+                           "nor a readable JSON file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InvalidInput(f"scenario file {spec} is {size} bytes; the limit is {MAX_FILE_BYTES}")
+        data = json.loads(path.read_bytes())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read scenario file {spec}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"scenario file {spec} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInput(f"scenario file {spec} is nested too deeply to be a scenario") from None
+    return from_data(data, name=spec)
+
+
+def from_data(data: Any, *, name: str) -> Scenario:
+    if not isinstance(data, dict):
+        raise InvalidInput(f"scenario {name} must be a JSON object with an eval_loss list")
+    unknown = sorted(set(data) - _FILE_KEYS)
+    if unknown:
+        raise InvalidInput(f"scenario {name} has unknown key {unknown[0]!r}; "
+                           f"the keys are {', '.join(sorted(_FILE_KEYS))}")
+    preset = data.get("preset")
+    if preset is not None and preset not in PRESETS:
+        raise InvalidInput(f"scenario {name}: unknown preset {preset!r} (presets: {', '.join(PRESETS)})")
+    values = data.get("eval_loss")
+    if values is None and preset is None:
+        raise InvalidInput(f"scenario {name} needs an eval_loss list (or a preset)")
+    if values is not None:
+        if not isinstance(values, list):
+            raise InvalidInput(f"scenario {name}: eval_loss must be a list (got {type(values).__name__})")
+        values = tuple(_value(v, i, name) for i, v in enumerate(values, 1))
+    for key in ("steps_per_epoch", "fail_at_step"):
+        v = data.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise InvalidInput(f"scenario {name}: {key} must be a whole number >= 1 (got {v!r})")
+    return Scenario(name, values, data.get("steps_per_epoch"), data.get("fail_at_step"), preset)
+
+
+def _value(v: Any, i: int, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise InvalidInput(f"scenario {name}: eval_loss[{i}] must be a number or \"NaN\", \"Infinity\", "
+                           f"\"-Infinity\" (got {json.dumps(v)[:40]})")
+    try:
+        return decode_float(v)
+    except (KeyError, ValueError, OverflowError):
+        raise InvalidInput(f"scenario {name}: eval_loss[{i}] must be a number or \"NaN\", \"Infinity\", "
+                           f"\"-Infinity\" (got {json.dumps(v)[:40]})") from None

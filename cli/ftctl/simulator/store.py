@@ -1,0 +1,158 @@
+"""The simulator's jobs, in SQLite under ``FTCTL_HOME``: one row per job, written once at creation
+(and once more on cancel), so that any number of ftctl processes can share it.
+
+WAL mode and a generous busy timeout let concurrent processes read while one writes; every write
+is a single ``BEGIN IMMEDIATE`` transaction, so a process killed mid-write leaves the previous
+state. A store written by a newer ftctl, or one that is not a database, is refused with the way
+out, never rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from ftctl.errors import ApiError, InvalidInput
+from ftctl.simulator.scenarios import decode_float, encode_float
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    speed      TEXT NOT NULL,
+    cancel_at  REAL,
+    seed       INTEGER NOT NULL,
+    body       TEXT NOT NULL,
+    scenario   TEXT,
+    eval_loss  TEXT NOT NULL,
+    summary    TEXT NOT NULL
+)
+"""
+_COLUMNS = "id, created_at, speed, cancel_at, seed, body, scenario, eval_loss, summary"
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    created_at: float
+    speed: float
+    cancel_at: float | None
+    seed: int
+    body: dict[str, Any]
+    scenario: dict[str, Any] | None
+    eval_loss: list[float]
+    summary: dict[str, Any]
+
+
+class StoreError(ApiError):
+    code = "store_error"
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+
+    # -- connection ------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is not None:
+            return self._db
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not self.path.exists():
+                self.path.touch(mode=0o600)
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise InvalidInput(f"cannot use ftctl's state directory {self.path.parent} (FTCTL_HOME): "
+                               f"{_reason(exc)}; point FTCTL_HOME at a writable directory") from None
+        with self._errors():
+            db.execute("PRAGMA busy_timeout = 30000")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the simulator store {self.path} was written by a newer ftctl (schema {version}, "
+                    f"this ftctl reads {SCHEMA_VERSION}); upgrade ftctl, or point FTCTL_HOME elsewhere")
+            if version < SCHEMA_VERSION:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute(_SCHEMA)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                db.execute("COMMIT")
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
+        self._db = db
+        return db
+
+    def _errors(self):
+        return _translated(self.path)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- reads and writes -----------------------------------------------------------------------
+
+    def add(self, r: Record) -> None:
+        db = self._connect()
+        with self._errors():
+            db.execute(
+                f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (r.id, r.created_at, repr(r.speed), r.cancel_at, r.seed, json.dumps(r.body),
+                 None if r.scenario is None else json.dumps(r.scenario),
+                 json.dumps([encode_float(x) for x in r.eval_loss]), json.dumps(r.summary)))
+
+    def get(self, job_id: str) -> Record | None:
+        db = self._connect()
+        with self._errors():
+            row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else self._record(row)
+
+    def newest_first(self) -> Iterator[Record]:
+        db = self._connect()
+        with self._errors():
+            rows = db.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY seq DESC").fetchall()
+        return (self._record(row) for row in rows)
+
+    def request_cancel(self, job_id: str, at: float) -> Record | None:
+        """Record the first cancel request; later ones keep the first time."""
+        db = self._connect()
+        with self._errors():
+            db.execute("UPDATE jobs SET cancel_at = ? WHERE id = ? AND cancel_at IS NULL", (at, job_id))
+        return self.get(job_id)
+
+    def _record(self, row: tuple) -> Record:
+        try:
+            return Record(row[0], row[1], float(row[2]), row[3], row[4], json.loads(row[5]),
+                          None if row[6] is None else json.loads(row[6]),
+                          [decode_float(x) for x in json.loads(row[7])], json.loads(row[8]))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise StoreError(f"the simulator store {self.path} has a damaged row for job {row[0]!r} "
+                             f"({exc}); move the file aside to start a new store") from None
+
+
+@contextmanager
+def _translated(path: Path) -> Iterator[None]:
+    """sqlite3 errors as one clear line with the way out."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        text = _reason(exc)
+        if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+            raise StoreError(
+                f"the simulator store {path} is damaged ({text}); nothing was changed. Move it "
+                f"aside to start a new one: mv {path} {path}.damaged") from None
+        if "readonly" in text or "unable to open" in text:
+            raise InvalidInput(f"cannot write the simulator store {path} ({text}); "
+                               "point FTCTL_HOME at a writable directory") from None
+        raise StoreError(f"the simulator store {path} failed: {text}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

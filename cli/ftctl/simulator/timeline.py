@@ -1,0 +1,366 @@
+"""A simulated job as a pure function of time.
+
+``make_plan`` fixes everything at creation: the schedule (``total_steps = n_epochs ×
+steps_per_epoch``, evaluation ``i`` at ``round(i × total_steps / n_evals)``), the loss curve, and
+where the run ends, found by feeding the early-stopping rule one evaluation at a time, as a trainer
+would. ``Phases`` places each status on the wall clock at ``speed`` steps per second; the job
+object, its events, metrics and checkpoints at any instant are read off those two. Costs grow with
+the number of evaluations, never with the number of steps.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+from ftctl import early_stopping as es
+
+# How long the phases around training last, in step-equivalents (so they scale with the speed).
+PENDING, QUEUED, DOWNLOAD, UPLOAD, CANCEL = 2, 2, 2, 3, 1
+PRICE_PER_STEP = 2_000_000  # nano-dollars
+TOKENS_PER_STEP = 32_768
+DEFAULT_TRAIN_ROWS = 1000  # training rows returned without ``resolution`` (eval rows: all)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a simulated job will do, fixed at creation."""
+
+    n_epochs: int
+    total_steps: int
+    eval_steps: tuple[int, ...]
+    eval_loss: tuple[float, ...]
+    settings: es.Settings | None  # None: early stopping disabled
+    fail_at: int | None
+    checkpoint_every: tuple[int, ...]  # the evenly spaced intermediate checkpoints
+    seed: int
+
+    @property
+    def steps_per_epoch(self) -> float:
+        return self.total_steps / self.n_epochs
+
+    def trail(self) -> list[es.State]:
+        """The rule fed one evaluation at a time, over the evaluations the run reaches."""
+        if self.settings is None:
+            return []
+        states, state = [], es.INITIAL
+        delta = es.exact(self.settings.min_delta)
+        for step, value in zip(self.eval_steps, self.eval_loss):
+            if self.fail_at is not None and step > self.fail_at:
+                break
+            state = es.advance(state, value, self.settings, delta=delta)
+            states.append(state)
+            if state.stopped:
+                break
+        return states
+
+    def summary(self) -> dict[str, Any]:
+        """The end of the run, stored beside the job so listing never replays the curve."""
+        trail = self.trail()
+        final = trail[-1] if trail else es.INITIAL
+        if final.stopped:
+            out = es.outcome(final, self.eval_steps, self.total_steps, self.n_epochs)
+            return {"run_steps": out.halt_step, "ends": "completed", "early_stopped": True,
+                    "reason": out.reason, "best_step": out.best_step, "best_metric": out.best_metric,
+                    "promoted_step": out.promoted_step}
+        failed = self.fail_at is not None and self.fail_at < self.total_steps
+        run_steps = self.fail_at if failed else self.total_steps
+        best_step = self.eval_steps[final.best_i - 1] if final.best_i else None
+        return {"run_steps": run_steps, "ends": "error" if failed else "completed",
+                "early_stopped": False, "reason": None, "best_step": best_step,
+                "best_metric": final.best_value, "promoted_step": None if failed else run_steps}
+
+
+def make_plan(*, n_epochs: int, steps_per_epoch: int, n_evals: int, eval_loss: list[float],
+              settings: es.Settings | None, fail_at: int | None, n_checkpoints: int, seed: int) -> Plan:
+    total = n_epochs * steps_per_epoch
+    evals = tuple(es.evaluation_step(i, total, n_evals) for i in range(1, n_evals + 1))
+    every = tuple(sorted({round(j * total / n_checkpoints) for j in range(1, n_checkpoints)} - {0}))
+    return Plan(n_epochs, total, evals, tuple(eval_loss), settings, fail_at, every, seed)
+
+
+@dataclass(frozen=True)
+class Phases:
+    """When each status starts, for a run of ``run_steps`` steps created at ``created``."""
+
+    created: float
+    step_seconds: float  # 0 when the speed is infinite: the job is done at creation
+    run_steps: int
+    ends: str  # "completed" or "error"
+    cancel_at: float | None = None
+
+    @classmethod
+    def of(cls, created: float, speed: float, summary: dict[str, Any], cancel_at: float | None) -> Phases:
+        return cls(created, 0.0 if math.isinf(speed) else 1.0 / speed, summary["run_steps"],
+                   summary["ends"], cancel_at)
+
+    def at(self, units: float) -> float:
+        return self.created + units * self.step_seconds
+
+    @property
+    def queued(self) -> float:
+        return self.at(PENDING)
+
+    @property
+    def running(self) -> float:
+        return self.at(PENDING + QUEUED)
+
+    @property
+    def train_start(self) -> float:
+        return self.at(PENDING + QUEUED + DOWNLOAD)
+
+    def step_time(self, step: float) -> float:
+        return self.train_start + step * self.step_seconds
+
+    @property
+    def train_end(self) -> float:
+        return self.step_time(self.run_steps)
+
+    @property
+    def done(self) -> float:
+        return self.train_end + (UPLOAD * self.step_seconds if self.ends == "completed" else 0.0)
+
+    @property
+    def cancelled(self) -> bool:
+        """A cancel request counts only if it came before the job ended."""
+        return self.cancel_at is not None and self.cancel_at < self.done
+
+    def stopped_at(self) -> float:
+        return self.cancel_at if self.cancelled else math.inf
+
+    def steps_at(self, t: float) -> int:
+        t = min(t, self.stopped_at())
+        if t < self.train_start:
+            return 0
+        if self.step_seconds == 0:
+            return self.run_steps
+        return min(self.run_steps, int((t - self.train_start) / self.step_seconds + 1e-9))
+
+    def status_at(self, t: float) -> str:
+        if self.cancelled and t >= self.cancel_at:
+            return "cancelled" if t >= self.cancel_at + CANCEL * self.step_seconds else "cancel_requested"
+        if t >= self.done:
+            return self.ends
+        if t >= self.train_end:
+            return "uploading"
+        if t >= self.running:
+            return "running"
+        return "queued" if t >= self.queued else "pending"
+
+    def last_change(self, t: float) -> float:
+        marks = [self.created, self.queued, self.running, self.train_start, self.train_end, self.done]
+        if self.cancelled:
+            marks = [m for m in marks if m <= self.cancel_at] + [self.cancel_at, self.cancel_at + CANCEL * self.step_seconds]
+        seen = [m for m in marks if m <= t]
+        progress = self.step_time(self.steps_at(t)) if self.train_start <= t else self.created
+        return max(seen + [progress])
+
+
+def iso(t: float) -> str:
+    """ISO-8601 UTC with milliseconds, as the API writes times."""
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(t * 1000) % 1000:03d}Z"
+
+
+def from_iso(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+# --- the job's pieces at time t -----------------------------------------------------------------
+
+
+def _event(t: float, kind: str, message: str, level: str = "info", **fields: Any) -> dict[str, Any]:
+    return {"object": "fine-tune-event", "created_at": iso(t), "type": kind, "level": level,
+            "message": message, **fields}
+
+
+def events(plan: Plan, phases: Phases, t: float, *, model: str, job_id: str) -> list[dict[str, Any]]:
+    """The event log up to ``t``, with the API's type names, in order."""
+    return [e for when, e in _all_events(plan, phases, model=model, job_id=job_id) if when <= t]
+
+
+def _all_events(plan: Plan, phases: Phases, *, model: str, job_id: str) -> Iterator[tuple[float, dict]]:
+    p = phases
+    stop = p.stopped_at()
+    timed: list[tuple[float, dict]] = [
+        (p.created, _event(p.created, "job_pending", "Fine-tune request created")),
+        (p.running, _event(p.running, "job_start", "Job started")),
+        (p.running, _event(p.running, "model_downloading", f"Downloading model {model}")),
+        (p.train_start, _event(p.train_start, "model_download_complete", "Model downloaded")),
+        (p.train_start, _event(p.train_start, "training_start", "Training started",
+                               total_steps=plan.total_steps)),
+    ]
+    yield from (x for x in timed if x[0] <= stop)
+    for when, event in _training_events(plan, p, job_id=job_id):
+        if when > stop:
+            break
+        yield when, event
+    if p.cancelled:
+        steps = p.steps_at(stop)
+        yield stop, _event(stop, "cancel_requested", "Cancellation requested")
+        end = stop + CANCEL * p.step_seconds
+        yield end, _event(end, "job_stopped", f"Job cancelled at step {steps} of {plan.total_steps}",
+                          step=steps, total_steps=plan.total_steps)
+
+
+def _training_events(plan: Plan, p: Phases, *, job_id: str) -> Iterator[tuple[float, dict]]:
+    trail = plan.trail()
+    improved_at = {plan.eval_steps[s.evals - 1] for s in trail if s.improved}
+    run = p.run_steps
+    epoch_steps = {round(e * plan.steps_per_epoch): e for e in range(1, plan.n_epochs + 1)}
+    steps = sorted(set(epoch_steps) | improved_at | set(plan.checkpoint_every))
+    for step in steps:
+        if step > run:
+            break
+        when = p.step_time(step)
+        if step in epoch_steps:
+            e = epoch_steps[step]
+            yield when, _event(when, "epoch_complete", f"Epoch {e}/{plan.n_epochs} completed", step=step)
+        if step in improved_at or step in plan.checkpoint_every:
+            yield when, _event(when, "checkpoint_save", f"Checkpoint saved at step {step}", step=step,
+                               checkpoint_path=f"s3://ftctl-sim/{job_id}/checkpoints/step-{step}")
+    end = p.train_end
+    final = trail[-1] if trail else None
+    if final is not None and final.stopped:
+        halt = plan.eval_steps[final.halt_i - 1]
+        out = es.outcome(final, plan.eval_steps, plan.total_steps, plan.n_epochs)
+        if final.reason == es.PATIENCE_EXHAUSTED:
+            why = (f"eval_loss did not improve for {final.streak} consecutive evaluations "
+                   f"(patience {plan.settings.patience})")
+        else:
+            why = "eval_loss was not a finite number"
+        yield end, _event(end, "early_stopped", f"Training stopped early at step {halt}: {why}",
+                          step=halt, total_steps=plan.total_steps,
+                          early_stopping_best_step=out.best_step,
+                          early_stopping_best_metric_value=out.best_metric)
+        if out.steps_refunded:
+            yield end, _event(end, "refund", f"Refunded {out.steps_refunded} unused steps of "
+                              f"{plan.total_steps}", step=halt, total_steps=plan.total_steps)
+    if p.ends == "error":
+        yield end, _event(end, "job_error", f"Training failed at step {run}: the worker ran out of "
+                          "memory (simulated)", level="error", step=run)
+        return
+    yield end, _event(end, "training_complete", f"Training completed at step {run}", step=run)
+    yield end, _event(end, "model_uploading", "Uploading model")
+    path = f"s3://ftctl-sim/{job_id}/final"
+    yield p.done, _event(p.done, "model_upload_complete", f"Model uploaded to {path}", model_path=path)
+    yield p.done, _event(p.done, "job_complete", "Job finished")
+
+
+def evals_by(steps: int, total_steps: int, n_evals: int) -> int:
+    """How many evaluations have run once ``steps`` steps are done (binary search: O(log n))."""
+    low, high = 0, n_evals
+    while low < high:
+        mid = (low + high + 1) // 2
+        if es.evaluation_step(mid, total_steps, n_evals) <= steps:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def visible_trail(plan: Plan, steps_done: int) -> list[es.State]:
+    """The rule's states for the evaluations run by ``steps_done``."""
+    return [s for s in plan.trail() if plan.eval_steps[s.evals - 1] <= steps_done]
+
+
+def checkpoints(plan: Plan, phases: Phases, t: float, summary: dict[str, Any], *,
+                job_id: str) -> list[dict[str, Any]]:
+    """Saved checkpoints up to ``t``, newest first, the promoted final one on top once uploaded."""
+    saves = [e for e in events(plan, phases, t, model="", job_id=job_id) if e["type"] == "checkpoint_save"]
+    rows = [{"step": e["step"], "path": e["checkpoint_path"], "created_at": e["created_at"],
+             "checkpoint_type": f"Intermediate (step {e['step']})", "checkpoint": "model"}
+            for e in reversed(saves)]
+    if phases.status_at(t) == "completed" and summary.get("promoted_step") is not None:
+        rows.insert(0, {"step": summary["promoted_step"], "path": f"s3://ftctl-sim/{job_id}/final",
+                        "created_at": iso(phases.done), "checkpoint_type": "Final", "checkpoint": "model"})
+    return rows
+
+
+def metrics(plan: Plan, phases: Phases, t: float, *, learning_rate: float, scheduler: dict[str, Any],
+            warmup_ratio: float, step_from: int | None = None, step_to: int | None = None,
+            time_from: float | None = None, time_to: float | None = None,
+            resolution: int | None = None) -> list[dict[str, Any]]:
+    """Training and eval rows up to ``t``, as ``/metrics`` returns them, in step order."""
+    done = phases.steps_at(t)
+    low = max(1, step_from or 1)
+    high = min(done, step_to if step_to is not None else done)
+
+    def keep(step: int) -> bool:
+        when = phases.step_time(step)
+        return (time_from is None or when >= time_from) and (time_to is None or when <= time_to)
+
+    count = DEFAULT_TRAIN_ROWS if resolution is None else max(1, resolution)
+    span = high - low + 1
+    train_steps = (range(low, high + 1) if span <= count else
+                   sorted({low + round(k * (span - 1) / (count - 1)) for k in range(count)} if count > 1 else {high}))
+    rows: list[tuple[int, int, dict]] = []
+    lr_at = _learning_rate(plan.total_steps, learning_rate, scheduler, warmup_ratio)
+    curve = _TrainCurve(plan)
+    for step in train_steps:
+        if keep(step):
+            rows.append((step, 0, {
+                "timestamp": _ns(phases.step_time(step)), "train/global_step": step,
+                "train/epoch": round(step / plan.steps_per_epoch, 4),
+                "train/loss": curve.at(step), "train/learning_rate": lr_at(step),
+                "train/grad_norm": round(0.4 + 0.6 * random.Random(plan.seed * 7919 + step).random(), 4)}))
+    for step, value in zip(plan.eval_steps, plan.eval_loss):
+        if step > high:
+            break
+        if step >= low and keep(step):
+            rows.append((step, 1, {"timestamp": _ns(phases.step_time(step)) + 1, "train/global_step": step,
+                                   "train/epoch": round(step / plan.steps_per_epoch, 4), "eval/loss": value}))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return [r[2] for r in rows]
+
+
+def _ns(t: float) -> int:
+    return int(t * 1e9)
+
+
+class _TrainCurve:
+    """Training loss: just under the eval curve, noisy; NaN once the eval loss has diverged."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.points = list(zip(plan.eval_steps, plan.eval_loss))
+        first = next((v for v in plan.eval_loss if math.isfinite(v)), 2.0)
+        self.start = first * 1.25
+
+    def at(self, step: int) -> float:
+        i = bisect.bisect_left(self.points, (step, -math.inf))
+        if i < len(self.points) and self.points[i][0] == step:
+            base = self.points[i][1]
+        elif i == 0:
+            first_step, first = self.points[0] if self.points else (self.plan.total_steps, self.start * 0.6)
+            base = self.start + (first - self.start) * step / max(1, first_step) if math.isfinite(first) else first
+        elif i == len(self.points):
+            base = self.points[-1][1]
+        else:
+            (s0, v0), (s1, v1) = self.points[i - 1], self.points[i]
+            base = v0 + (v1 - v0) * (step - s0) / (s1 - s0) if math.isfinite(v0) and math.isfinite(v1) else math.nan
+        if not math.isfinite(base):
+            return math.nan
+        noise = random.Random(self.plan.seed * 104729 + step).gauss(0, 0.02)
+        return round(base * 0.92 + noise, 4)
+
+
+def _learning_rate(total: int, lr: float, scheduler: dict[str, Any], warmup_ratio: float):
+    kind = scheduler.get("lr_scheduler_type", "cosine")
+    args = scheduler.get("lr_scheduler_args") or {}
+    low = lr * float(args.get("min_lr_ratio", 0.0))
+    cycles = float(args.get("num_cycles", 0.5))
+    warm = round(warmup_ratio * total)
+
+    def at(step: int) -> float:
+        if warm and step <= warm:
+            return lr * step / warm
+        p = (step - warm) / max(1, total - warm)
+        if kind == "linear":
+            return low + (lr - low) * (1 - p)
+        return low + (lr - low) * 0.5 * (1 + math.cos(math.pi * 2 * cycles * p))
+
+    return at
