@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ftctl import __version__
-from ftctl.commands import history, jobs
+from ftctl.commands import completion, explain, follow, history, jobs, sim
 from ftctl.commands.common import ROOT_PARAMS, root_options
 from ftctl.errors import EXIT_CODES
 
@@ -42,5 +42,5 @@ _root.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
      *ROOT_PARAMS])
 app.callback()(_root)
 
-jobs.register(app)
-history.register(app)
+for group in (jobs, history, follow, explain, completion, sim):
+    group.register(app)

@@ -29,6 +29,11 @@ _DEFAULT_LORA = {"type": "Lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout":
                  "lora_trainable_modules": "all-linear"}
 
 
+def now() -> float:
+    """The simulator's clock (tests replace it)."""
+    return time.time()
+
+
 class Conflict(ApiError):
     code = "conflict"
 
@@ -36,10 +41,10 @@ class Conflict(ApiError):
 class Simulator:
     name = "sim"
 
-    def __init__(self, home: Path, *, speed: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, home: Path, *, speed: float, clock: Callable[[], float] | None = None) -> None:
         self.store = Store(home / STORE_FILE)
         self.speed = speed
-        self.clock = clock
+        self.clock = clock or now
 
     def close(self) -> None:
         self.store.close()

@@ -1,0 +1,290 @@
+"""Issue 2 end to end: the simulator through the CLI, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+WORKED = [2.0, 1.5, 1.2, 0.4213, 0.45, 0.47, 0.40, 0.39, 0.38, 0.37]
+BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", "Qwen/Qwen3.5-9B"]
+
+
+def create(ftctl, *args: str, env=None) -> str:
+    result = ftctl(*BASE, *args, "-q", env=env)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_worked_example_through_the_cli(ftctl, scenario_file):
+    scenario = scenario_file(WORKED, steps_per_epoch=24)
+    job_id = create(ftctl, "--n-epochs", "5", "--n-evals", "10", "--early-stopping", "--patience", "2",
+                    "--min-delta", "0", "--warmup-evals", "1", "--sim-scenario", scenario)
+    job = ftctl("retrieve", job_id, "--json").json()
+    assert {k: job[k] for k in ("status", "epochs_completed", "evals_completed", "total_steps",
+                                "steps_completed", "early_stopped", "early_stopping_best_step",
+                                "early_stopping_best_metric")} == {
+        "status": "completed", "epochs_completed": 3, "evals_completed": 6, "total_steps": 120,
+        "steps_completed": 72, "early_stopped": True, "early_stopping_best_step": 48,
+        "early_stopping_best_metric": 0.4213}
+    events = ftctl("events", job_id, "--json").json()
+    stopped = [e for e in events if e["type"] == "early_stopped"]
+    assert len(stopped) == 1
+    assert (stopped[0]["step"], stopped[0]["early_stopping_best_step"],
+            stopped[0]["early_stopping_best_metric_value"]) == (72, 48, 0.4213)
+    (refund,) = [e for e in events if e["type"] == "refund"]
+    assert refund["message"] == "Refunded 48 unused steps of 120"
+    # the event log is in the API's order
+    order = [e["type"] for e in events]
+    expected = ["job_pending", "job_start", "model_downloading", "model_download_complete", "training_start",
+                "early_stopped", "refund", "training_complete", "model_uploading", "model_upload_complete",
+                "job_complete"]
+    assert [t for t in order if t in expected] == expected
+    assert order.index("epoch_complete") < order.index("early_stopped")
+    # the promoted checkpoint is the best step
+    final = [c for c in ftctl("checkpoints", job_id, "--json").json() if c["checkpoint_type"] == "Final"]
+    assert [c["step"] for c in final] == [48]
+
+
+def test_worked_example_summary_shows_best_halt_and_refund_at_a_glance(ftctl, scenario_file):
+    job_id = create(ftctl, "--n-epochs", "5", "--n-evals", "10", "--early-stopping", "--sim-scenario",
+                    scenario_file(WORKED, steps_per_epoch=24))
+    plain = ftctl("retrieve", job_id)
+    assert "early_stopping_best_step\t48\n" in plain.stdout
+    assert "steps_refunded\t48\n" in plain.stdout
+    tty = ftctl("retrieve", job_id, env={"FTCTL_FORCE_TTY": "120"})
+    assert "halted at step 72 · best eval_loss 0.4213 at step 48 (promoted) · 48 of 120 steps refunded" in tty.stdout
+
+
+# Every public case of early-stopping.md §7, on the simulator through the CLI (K = 12 steps).
+NAN = "NaN"
+CASES = [
+    (1, [2.0, 1.5, 1.2, 1.0, 1.05, 1.1, 0.9, 0.8, 0.7, 0.6], 2, 0.0, 1, True, 72, 48, 1.0, 6, 48),
+    (2, [1.0, 0.9, 0.8, 0.7, 0.6], 2, 0.0, 1, False, None, 60, 0.6, 5, 0),
+    (3, [1.0, 0.5, 0.5, 0.5, 0.5], 2, 0.0, 0, True, 48, 24, 0.5, 4, 12),
+    (4, [6.0, 5.0, 4.0, 4.0, 3.0, 3.0], 1, 0.0, 0, True, 48, 36, 4.0, 4, 24),
+    (6, [10.0, 9.0, 8.0, 9.0, 8.9, 8.8, 8.7, 8.6, 8.5], 2, 0.0, 0, True, 60, 36, 8.0, 5, 48),
+    (12, [1.0, 0.8, NAN, 0.5, 0.4], 2, 0.0, 1, True, 36, 24, 0.8, 3, 24),
+    (15, [NAN, 1.0, 0.9, 0.8], 2, 0.0, 1, True, 12, 12, None, 1, 36),
+    (19, [1.0, 1.1, 1.2, 0.9, 0.8], 2, 0.0, 1, True, 36, 12, 1.0, 3, 24),
+    (24, [1.0, 0.9, 0.8, 0.85, 0.86], 2, 0.0, 1, True, 60, 36, 0.8, 5, 0),
+    (30, [1.0, 0.9, 0.8, 0.85], 2, 0.0, 1, False, None, 36, 0.8, 4, 0),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"case{c[0]}" for c in CASES])
+def test_public_cases_on_the_simulator(ftctl, scenario_file, case):
+    _, losses, p, d, w, stopped, halt, best_step, best_metric, evals_done, refunded = case
+    n = len(losses)
+    job_id = create(ftctl, "--n-evals", str(n), "--early-stopping", "--patience", str(p), "--min-delta", str(d),
+                    "--warmup-evals", str(w), "--sim-scenario", scenario_file(losses, steps_per_epoch=12 * n))
+    job = ftctl("retrieve", job_id, "--json").json()
+    assert job["early_stopped"] is stopped
+    assert job["early_stopping_best_step"] == best_step
+    assert job["early_stopping_best_metric"] == best_metric
+    assert job["evals_completed"] == evals_done
+    assert job["steps_completed"] == (halt if stopped else 12 * n)
+    events = ftctl("events", job_id, "--json").json()
+    refunds = [e["message"] for e in events if e["type"] == "refund"]
+    assert refunds == ([f"Refunded {refunded} unused steps of {12 * n}"] if refunded else [])
+    assert [e["step"] for e in events if e["type"] == "early_stopped"] == ([halt] if stopped else [])
+    es = ftctl("metrics", job_id, "--json").json()["early_stopping"]
+    assert (es["fired"], es["halt_step"], es["best_step"], es["best_eval_loss"], es["steps_refunded"]) == (
+        stopped, halt, best_step, best_metric, refunded)
+
+
+def test_metrics_json_is_strict_and_carries_the_contract_object(ftctl, scenario_file):
+    job_id = create(ftctl, "--n-evals", "5", "--early-stopping",
+                    "--sim-scenario", scenario_file([1.0, 0.8, NAN, 0.5, 0.4], steps_per_epoch=60))
+    data = ftctl("metrics", job_id, "--json").json()  # the fixture's parser rejects bare NaN
+    assert data["job_id"] == job_id
+    assert data["evaluations"][2] == {"eval": 3, "step": 36, "eval_loss": "NaN"}
+    assert set(data["early_stopping"]) >= {
+        "fired", "reason", "halt_step", "halt_eval", "best_step", "best_eval", "best_eval_loss",
+        "non_improving_steps", "patience", "min_delta", "warmup_evals", "steps_refunded", "total_steps"}
+    assert data["early_stopping"]["reason"] == "non_finite_eval_loss"
+    raw = ftctl("metrics", job_id, "--raw").json()["metrics"]
+    assert any(row.get("eval/loss") == "NaN" for row in raw)
+    assert all("train/global_step" in row for row in raw)
+
+
+@pytest.mark.parametrize("preset", ["plateau", "improving", "nan", "diverging", "noisy"])
+def test_presets_and_their_promised_shape(ftctl, preset):
+    job_id = create(ftctl, "--n-epochs", "3", "--n-evals", "20", "--early-stopping", "--sim-scenario", preset)
+    job = ftctl("retrieve", job_id, "--json").json()
+    assert job["status"] == "completed"
+    if preset in ("plateau", "diverging", "nan"):
+        assert job["early_stopped"] is True and job["steps_completed"] < job["total_steps"]
+    if preset == "improving":
+        assert job["early_stopped"] is False and job["steps_completed"] == job["total_steps"]
+
+
+def test_error_preset_ends_in_error(ftctl):
+    job_id = create(ftctl, "--n-evals", "10", "--early-stopping", "--sim-scenario", "error")
+    job = ftctl("retrieve", job_id, "--json").json()
+    assert job["status"] == "error" and job["early_stopped"] is False
+    assert any(e["type"] == "job_error" for e in ftctl("events", job_id, "--json").json())
+
+
+def test_generated_curve_is_deterministic_from_the_seed(ftctl):
+    a = create(ftctl, "--n-evals", "12", "--random-seed", "7")
+    b = create(ftctl, "--n-evals", "12", "--random-seed", "7")
+    evals = lambda j: [e["eval_loss"] for e in ftctl("metrics", j, "--json").json()["evaluations"]]  # noqa: E731
+    assert evals(a) == evals(b) and len(evals(a)) == 12
+    c = create(ftctl, "--n-evals", "12", "--random-seed", "8")
+    assert evals(c) != evals(a)
+
+
+def test_dpo_job_with_early_stopping(ftctl, scenario_file):
+    job_id = create(ftctl, "--training-method", "dpo", "--dpo-beta", "0.1", "--n-evals", "10", "--n-epochs", "5",
+                    "--early-stopping", "--sim-scenario", scenario_file(WORKED, steps_per_epoch=24))
+    job = ftctl("retrieve", job_id, "--json").json()
+    assert job["training_method"]["method"] == "dpo" and job["training_method"]["dpo_beta"] == 0.1
+    assert (job["early_stopped"], job["early_stopping_best_step"]) == (True, 48)
+
+
+def test_dry_run_prints_the_body_as_the_vendor_sdk_sends_it(ftctl):
+    result = ftctl("create", "-t", "file-a", "-v", "file-b", "-m", "m", "--n-evals", "5", "--early-stopping",
+                   "--patience", "2", "--min-delta", "0.01", "--warmup-evals", "1", "--lora", "--dry-run")
+    assert result.exit_code == 0
+    body = json.loads(result.stdout)
+    assert body == {
+        "training_file": "file-a", "validation_file": "file-b", "packing": True, "model": "m", "n_epochs": 1,
+        "learning_rate": 1e-05,
+        "lr_scheduler": {"lr_scheduler_type": "cosine", "lr_scheduler_args": {"min_lr_ratio": 0.0, "num_cycles": 0.5}},
+        "warmup_ratio": 0.0, "max_grad_norm": 1.0, "weight_decay": 0.0, "n_checkpoints": 1, "n_evals": 5,
+        "batch_size": "max", "early_stopping_enabled": True, "early_stopping_patience": 2,
+        "early_stopping_min_delta": 0.01, "early_stopping_warmup_evals": 1,
+        "training_type": {"type": "Lora", "lora_dropout": 0.0, "lora_trainable_modules": "all-linear"},
+        "training_method": {"method": "sft", "train_on_inputs": "auto"}}
+    assert ftctl("list", "--json").json() == []
+
+
+def test_unset_early_stopping_knobs_are_omitted(ftctl):
+    body = json.loads(ftctl(*BASE, "--n-evals", "4", "--early-stopping", "--dry-run").stdout)
+    assert body["early_stopping_enabled"] is True
+    assert not {"early_stopping_patience", "early_stopping_min_delta", "early_stopping_warmup_evals"} & set(body)
+
+
+# --- checks before anything is sent: exit 2, one line, nothing created ---------------------------
+
+BAD = [
+    (["--n-evals", "3", "--early-stopping", "--patience", "2", "--warmup-evals", "1"],
+     "Early stopping requires n_evals >= patience + warmup_evals + 1 = 4 (got n_evals=3)"),
+    (["--n-evals", "0", "--early-stopping"],
+     "Early stopping requires n_evals >= patience + warmup_evals + 1 = 4 (got n_evals=0)"),
+    (["--early-stopping", "--patience", "0", "--n-evals", "10"], "early_stopping_patience must be >= 1 (got 0)"),
+    (["--early-stopping", "--warmup-evals", "-1", "--n-evals", "10"],
+     "early_stopping_warmup_evals must be >= 0 (got -1)"),
+    (["--early-stopping", "--min-delta", "-0.01", "--n-evals", "10"],
+     "early_stopping_min_delta must be >= 0 (got -0.01)"),
+    (["--early-stopping", "--min-delta", "nan", "--n-evals", "10"], "early_stopping_min_delta must be >= 0 (got nan)"),
+    (["--early-stopping", "--min-delta", "inf", "--n-evals", "10"], "early_stopping_min_delta must be finite (got inf)"),
+    (["--early-stopping", "--patience", "2.5", "--n-evals", "10"], "'2.5' is not a valid int"),
+    (["--n-epochs", "0"], "n_epochs must be >= 1 (got 0)"),
+    (["--learning-rate", "-1"], "learning_rate must be > 0 (got -1)"),
+    (["--warmup-ratio", "1.5"], "warmup_ratio must be >= 0 and <= 1 (got 1.5)"),
+    (["--batch-size", "big"], "--batch-size must be a whole number >= 1 or 'max' (got 'big')"),
+    (["--training-method", "ppo"], "training_method must be sft or dpo (got 'ppo')"),
+    (["--dpo-beta", "0.1"], "--dpo-beta applies only to --training-method dpo (got sft)"),
+    (["--suffix", "x" * 41], "suffix must be at most 40"),
+    (["--sim-scenario", "nonesuch"], "unknown --sim-scenario 'nonesuch'"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD, ids=[b[1][:40] for b in BAD])
+def test_bad_input_is_one_line_exit_2_and_nothing_created(ftctl, args, message):
+    result = ftctl(*BASE, *args)
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert ftctl("list", "--json").json() == []
+
+
+def test_no_validation_file_with_early_stopping(ftctl):
+    result = ftctl("create", "-t", "f", "-m", "m", "--n-evals", "10", "--early-stopping")
+    assert result.exit_code == 2
+    assert "Early stopping requires a validation file (validation_file)." in result.stderr
+
+
+def test_scenario_with_fewer_values_than_evaluations(ftctl, scenario_file):
+    result = ftctl(*BASE, "--n-evals", "10", "--sim-scenario", scenario_file([1.0, 0.9]))
+    assert result.exit_code == 2
+    assert "has 2 eval_loss values but the job runs n_evals=10" in result.stderr
+    assert ftctl("list", "--json").json() == []
+
+
+def test_warnings_do_not_stop_a_valid_request(ftctl):
+    result = ftctl(*BASE, "--n-evals", "3", "--early-stopping", "--warmup-evals", "0", "-q")
+    assert result.exit_code == 0 and result.stdout.startswith("ft-")
+    assert "no steps can be refunded" in result.stderr
+    result = ftctl(*BASE, "--patience", "3", "-q")
+    assert result.exit_code == 0 and "has no effect" in result.stderr
+
+
+def test_unknown_id_exits_6(ftctl):
+    for cmd in ("retrieve", "events", "metrics", "checkpoints"):
+        result = ftctl(cmd, "ft-00000000-0000-0000-0000-000000000000")
+        assert result.exit_code == 6, (cmd, result.stderr)
+        assert "no fine-tuning job with id 'ft-00000000-0000-0000-0000-000000000000'" in result.stderr
+    result = ftctl("cancel", "ft-nope", "--yes")
+    assert result.exit_code == 6
+
+
+def test_malformed_id_exits_2(ftctl):
+    for bad in ("", "ft- spaced", "x" * 200, "ft-é/../etc"):
+        result = ftctl("retrieve", bad)
+        assert result.exit_code == 2, bad
+        assert "is not a job id" in result.stderr
+
+
+# --- several processes share the store -------------------------------------------------------------
+
+
+def test_a_job_created_in_one_process_is_seen_and_cancelled_in_others(ftctl_proc):
+    slow = {"FTCTL_SIM_SPEED": "0.5"}
+    made = ftctl_proc(*BASE, "--n-evals", "4", "--early-stopping", "-q", env=slow)
+    assert made.exit_code == 0, made.stderr
+    job_id = made.stdout.strip()
+    assert ftctl_proc("retrieve", job_id, "--json", env=slow).json()["status"] in ("pending", "queued")
+    assert job_id in [j["id"] for j in ftctl_proc("list", "--json", env=slow).json()]
+    refused = ftctl_proc("cancel", job_id, env=slow)
+    assert refused.exit_code == 2 and "--yes" in refused.stderr
+    cancelled = ftctl_proc("cancel", job_id, "--yes", "--json", env=slow)
+    assert cancelled.exit_code == 0 and cancelled.json()["status"] in ("cancel_requested", "cancelled")
+    events = ftctl_proc("events", job_id, "--json", env=slow).json()
+    assert "cancel_requested" in [e["type"] for e in events]
+
+
+def test_concurrent_creates_lose_nothing(ftctl_proc):
+    def one(_):
+        return ftctl_proc(*BASE, "--n-evals", "4", "-q").stdout.strip()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        ids = list(pool.map(one, range(12)))
+    assert all(i.startswith("ft-") for i in ids) and len(set(ids)) == 12
+    listed = {j["id"] for j in ftctl_proc("list", "--json").json()}
+    assert set(ids) <= listed
+
+
+def test_job_advances_with_the_clock(ftctl, monkeypatch):
+    """At a finite speed a job moves pending → queued → running → uploading → completed."""
+    import ftctl.simulator.backend as backend
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(backend, "now", lambda: now[0])
+    job_id = create(ftctl, "--n-evals", "4", "--early-stopping", "--sim-scenario", "improving",
+                    env={"FTCTL_SIM_SPEED": "10"})
+    seen = []
+    for _ in range(100):
+        job = ftctl("retrieve", job_id, "--json", env={"FTCTL_SIM_SPEED": "10"}).json()
+        if not seen or seen[-1] != job["status"]:
+            seen.append(job["status"])
+        if job["status"] == "completed":
+            break
+        now[0] += 0.05
+    assert seen == ["pending", "queued", "running", "uploading", "completed"]
+    assert job["steps_completed"] == job["total_steps"] == 24
