@@ -27,6 +27,11 @@ class Result:
     def json(self):
         return json.loads(self.stdout, parse_constant=_reject_constant)
 
+    @property
+    def problems(self) -> list[str]:
+        """stderr without the informational notes (e.g. "Note: using the embedded simulator")."""
+        return [line for line in self.stderr.splitlines() if line.strip() and not line.startswith("Note:")]
+
 
 def _reject_constant(name: str):
     raise ValueError(f"non-strict JSON token {name}")

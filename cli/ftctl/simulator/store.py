@@ -64,6 +64,9 @@ class Store:
     def _connect(self) -> sqlite3.Connection:
         if self._db is not None:
             return self._db
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise InvalidInput(f"ftctl's state directory {self.path.parent} (FTCTL_HOME) is a file, not a "
+                               "directory; point FTCTL_HOME at a writable directory")
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not self.path.exists():
