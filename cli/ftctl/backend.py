@@ -9,7 +9,7 @@ Failures are ``FtctlError``s: ``NotFound`` (6), ``AuthError`` (4), ``ApiError`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 if TYPE_CHECKING:
     from ftctl.config import Config
@@ -56,12 +56,13 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def open_backend(config: Config) -> Backend:
-    """The backend the configuration names; heavy modules are imported only here."""
+def open_backend(config: Config, *, trace: Callable[[str], None] | None = None) -> Backend:
+    """The backend the configuration names; heavy modules are imported only here. ``trace``
+    (``--debug``) receives one line per HTTP request and response, the key masked."""
     if config.backend == "sim":
         from ftctl.simulator.backend import Simulator
 
         return Simulator(config.home, speed=config.sim_speed)
-    from ftctl.together import TogetherBackend  # noqa: PLC0415 (issue: the httpx backend)
+    from ftctl.together import TogetherBackend
 
-    return TogetherBackend(config)
+    return TogetherBackend(config, trace=trace)

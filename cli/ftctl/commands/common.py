@@ -88,7 +88,7 @@ class Session:
             if config.backend == "sim" and config.backend_defaulted:
                 self.term.note("Note: using the embedded simulator (TOGETHER_API_KEY is not set; "
                                "--backend together for the real API).")
-            self._backend = open_backend(config)
+            self._backend = open_backend(config, trace=self.term.note if self.debug else None)
         return self._backend
 
     @property

@@ -1,0 +1,371 @@
+"""Together's fine-tuning API over httpx: the real backend (``together-api.md``).
+
+Speaks the vendor SDK's wire contract: paths under ``{base}/v1/fine-tunes``, ``Authorization:
+Bearer``, its retry policy (connection errors, 408, 409, 429 and 5xx; backoff ``min(d·2^n, 10)``
+seconds times a jitter in [0.75, 1]; ``retry-after-ms`` / ``Retry-After`` win when 0..60 s;
+``x-should-retry`` overrides), and its error envelope. Every response is checked with
+``ftctl.models`` and returned as the original wire dict, so ``--json`` prints what the API said.
+
+The key lives in the client's default headers and nowhere else: traces show ``Bearer ****``, and
+anything the server echoes back is scrubbed of it before it reaches an error message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import os
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import urlsplit
+
+import httpx
+
+from ftctl import __version__
+from ftctl.backend import MetricsQuery, Wire
+from ftctl.errors import ApiError, AuthError, FtctlError, InvalidInput, NotFound
+from ftctl.models import Checkpoint, Event, Job, MetricsRow, ResponseError, parse, parse_list, unwrap_list
+
+if TYPE_CHECKING:
+    from ftctl.config import Config
+    from ftctl.simulator.scenarios import Scenario
+
+ENV_MAX_RETRIES = "FTCTL_MAX_RETRIES"
+ENV_CONNECT_TIMEOUT = "FTCTL_CONNECT_TIMEOUT"
+ENV_READ_TIMEOUT = "FTCTL_READ_TIMEOUT"
+ENV_RETRY_DELAY = "FTCTL_RETRY_DELAY"
+ENV_ALLOW_INSECURE = "FTCTL_ALLOW_INSECURE_HTTP"
+
+RETRY_STATUSES = frozenset({408, 409, 429})  # and every status >= 500
+MAX_RETRY_DELAY = 10.0
+MAX_RETRY_AFTER = 60.0
+TRACE_BODY_LIMIT = 2000
+# Secrets a create body may carry (wandb, Hugging Face): masked in traces like the key.
+SECRET_BODY_FIELDS = ("wandb_key", "wandb_api_key", "hf_api_token")
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """How ftctl talks HTTP; from the environment (documented in the README's backend table)."""
+
+    max_retries: int = 2  # like the vendor SDK
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    retry_delay: float = 1.0  # the first backoff; doubles per retry up to MAX_RETRY_DELAY
+    allow_insecure_http: bool = False
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> HttpSettings:
+        env = dict(os.environ) if env is None else env
+        default = cls()
+
+        def number(name: str, fallback: float, *, whole: bool = False, zero_ok: bool = False) -> Any:
+            text = env.get(name, "").strip()
+            if not text:
+                return fallback
+            try:
+                value = int(text) if whole else float(text)
+            except ValueError:
+                value = None
+            if value is None or not (value >= 0 if zero_ok else value > 0) or value != value \
+                    or value == float("inf"):
+                kind = "a whole number" if whole else "a number of seconds"
+                rule = ">= 0" if zero_ok else "> 0"
+                raise InvalidInput(f"{name} must be {kind} {rule} (got {text!r})")
+            return value
+
+        return cls(
+            max_retries=number(ENV_MAX_RETRIES, default.max_retries, whole=True, zero_ok=True),
+            connect_timeout=number(ENV_CONNECT_TIMEOUT, default.connect_timeout),
+            read_timeout=number(ENV_READ_TIMEOUT, default.read_timeout),
+            retry_delay=number(ENV_RETRY_DELAY, default.retry_delay, zero_ok=True),
+            allow_insecure_http=env.get(ENV_ALLOW_INSECURE, "").strip().lower() in ("1", "true", "yes"),
+        )
+
+
+def api_root(base_url: str) -> str:
+    """The host root the user gave, checked; a trailing ``/v1`` (the old SDK's form) is dropped."""
+    text = base_url.strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"--base-url / TOGETHER_BASE_URL must be an http(s) URL with a host, like "
+                           f"https://api.together.ai (got {base_url!r})")
+    if parts.query or parts.fragment:
+        raise InvalidInput(f"--base-url / TOGETHER_BASE_URL must not have a query or fragment (got {base_url!r})")
+    return text[:-3] if text.endswith("/v1") else text
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class TogetherBackend:
+    name = "together"
+
+    def __init__(self, config: Config, *, trace: Callable[[str], None] | None = None,
+                 settings: HttpSettings | None = None, transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        key = (config.api_key or "").strip()
+        if not key:
+            raise AuthError("TOGETHER_API_KEY is not set: export TOGETHER_API_KEY=<your key> (from "
+                            "https://api.together.ai/settings/api-keys), or use --backend sim for the simulator")
+        if not re.fullmatch(r"[\x21-\x7e]+", key):  # never echo it: it may be a real key pasted badly
+            raise AuthError("TOGETHER_API_KEY contains spaces, control or non-ASCII characters; "
+                            "set it to the key exactly as Together shows it")
+        self.settings = settings or HttpSettings.from_env()
+        self.root = api_root(config.base_url)
+        host = urlsplit(self.root).hostname or ""
+        if self.root.startswith("http://") and not is_loopback(host) and not self.settings.allow_insecure_http:
+            raise InvalidInput(f"refusing to send TOGETHER_API_KEY over plain http to {host}: use https, "
+                               f"or set {ENV_ALLOW_INSECURE}=1 if this host is trusted")
+        self._key = key
+        self._trace = trace
+        self._sleep = sleep
+        self._client = httpx.Client(
+            base_url=self.root,
+            headers={"Authorization": f"Bearer {key}", "Accept": "application/json",
+                     "User-Agent": f"ftctl/{__version__}"},
+            timeout=httpx.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- the API -------------------------------------------------------------------------------
+
+    def create(self, body: Wire, *, scenario: Scenario | None = None) -> Wire:
+        if scenario is not None:
+            raise InvalidInput("--sim-scenario works only with the simulator (--backend sim)")
+        # Not idempotent: a read timeout may mean the job exists, so it is not retried blindly.
+        return self._job(self._request("POST", "/v1/fine-tunes", body=body, idempotent=False), "the new job")
+
+    def retrieve(self, job_id: str) -> Wire:
+        return self._job(self._request("GET", f"/v1/fine-tunes/{job_id}"), f"job {job_id}")
+
+    def list(self) -> list[Wire]:
+        return self._items(self._request("GET", "/v1/fine-tunes"), Job, "data", "the job list")
+
+    def cancel(self, job_id: str) -> Wire:
+        return self._job(self._request("POST", f"/v1/fine-tunes/{job_id}/cancel"), f"cancelling {job_id}")
+
+    def events(self, job_id: str) -> list[Wire]:
+        return self._items(self._request("GET", f"/v1/fine-tunes/{job_id}/events"), Event, "data",
+                           f"the events of {job_id}")
+
+    def checkpoints(self, job_id: str) -> list[Wire]:
+        return self._items(self._request("GET", f"/v1/fine-tunes/{job_id}/checkpoints"), Checkpoint, "data",
+                           f"the checkpoints of {job_id}")
+
+    def metrics(self, job_id: str, query: MetricsQuery = MetricsQuery()) -> list[Wire]:
+        data = self._request("GET", f"/v1/fine-tunes/{job_id}/metrics", params=query.params())
+        return self._items(data, MetricsRow, "metrics", f"the metrics of {job_id}")
+
+    # -- checking what came back -----------------------------------------------------------------
+
+    @staticmethod
+    def _job(data: Any, what: str) -> Wire:
+        parse(Job, data, what)
+        return data
+
+    @staticmethod
+    def _items(data: Any, model: type, key: str, what: str) -> list[Wire]:
+        parse_list(model, data, key, what)
+        return unwrap_list(data, key, what)
+
+    # -- one request, with retries ---------------------------------------------------------------
+
+    def _request(self, method: str, path: str, *, body: Wire | None = None,
+                 params: dict[str, Any] | None = None, idempotent: bool = True) -> Any:
+        attempts = self.settings.max_retries + 1
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            self._trace_request(method, path, params, body, attempt, attempts)
+            started = time.monotonic()
+            try:
+                response = self._client.request(method, path, json=body, params=params,
+                                                headers={"x-ftctl-retry-count": str(attempt)})
+            except httpx.RequestError as exc:
+                reason = self._describe(exc)
+                sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                if not idempotent and sent:
+                    raise ApiError(f"{method} {path} to {self.root} failed after the request was sent "
+                                   f"({reason}); the job may have been created, check 'ftctl list' "
+                                   "before trying again") from None
+                if last:
+                    raise ApiError(f"cannot reach the API at {self.root}: {reason} "
+                                   f"({_attempts(attempts)})") from None
+                delay = self._backoff(attempt)
+                self._note(f"* {reason}; retrying in {delay:.2f} s")
+                self._sleep(delay)
+                continue
+            elapsed = time.monotonic() - started
+            self._trace_response(response, elapsed)
+            if response.is_success:
+                return self._decode(response, method, path)
+            if not last and self._should_retry(response):
+                delay = self._retry_delay(response, attempt)
+                self._note(f"* HTTP {response.status_code}; retrying in {delay:.2f} s")
+                self._sleep(delay)
+                continue
+            raise self._failure(response, method, path, attempt + 1)
+        raise AssertionError("unreachable")  # the loop always returns or raises
+
+    @staticmethod
+    def _should_retry(response: httpx.Response) -> bool:
+        forced = response.headers.get("x-should-retry", "").lower()
+        if forced in ("true", "false"):
+            return forced == "true"
+        return response.status_code in RETRY_STATUSES or response.status_code >= 500
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.settings.retry_delay * 2.0 ** attempt, MAX_RETRY_DELAY) * (1 - 0.25 * random.random())
+
+    def _retry_delay(self, response: httpx.Response, attempt: int) -> float:
+        wait = retry_after(response.headers)
+        return wait if wait is not None else self._backoff(attempt)
+
+    def _decode(self, response: httpx.Response, method: str, path: str) -> Any:
+        text = response.text
+        if not text.strip():
+            raise ResponseError(f"the API sent an empty response to {method} {path} "
+                                f"(HTTP {response.status_code}); expected JSON")
+        try:
+            return json.loads(text)  # bare NaN/Infinity tokens are accepted, as Python's json does
+        except (ValueError, RecursionError):
+            raise ResponseError(f"the API's response to {method} {path} is not valid JSON "
+                                f"(HTTP {response.status_code}, {len(response.content)} bytes, "
+                                f"{_what_it_was(text, self._key)})") from None
+
+    def _failure(self, response: httpx.Response, method: str, path: str, tries: int) -> FtctlError:
+        status = response.status_code
+        message = self._scrub(server_message(response))
+        where = f"HTTP {status} from {method} {path}"
+        if tries > 1:
+            where += f", {_attempts(tries)}"
+        if status in (401, 403):
+            return AuthError(f"the API rejected the key: {message} ({where})",
+                             hint="check TOGETHER_API_KEY")
+        if status == 404:
+            return NotFound(f"{message} ({where})")
+        return ApiError(f"{message} ({where})")
+
+    # -- tracing (--debug) -----------------------------------------------------------------------
+
+    def _note(self, line: str) -> None:
+        if self._trace is not None:
+            self._trace(self._scrub(line))
+
+    def _trace_request(self, method: str, path: str, params: dict[str, Any] | None, body: Wire | None,
+                       attempt: int, attempts: int) -> None:
+        if self._trace is None:
+            return
+        url = httpx.URL(self.root + path, params=params or None)
+        self._note(f"> {method} {url} (attempt {attempt + 1} of {attempts})")
+        self._note("> Authorization: Bearer ****")
+        if body is not None:
+            shown = {k: ("****" if k in SECRET_BODY_FIELDS and v else v) for k, v in body.items()}
+            self._note("> " + _clip(json.dumps(shown, separators=(",", ":"))))
+
+    def _trace_response(self, response: httpx.Response, elapsed: float) -> None:
+        if self._trace is None:
+            return
+        kind = response.headers.get("content-type", "no content-type")
+        self._note(f"< {response.status_code} {response.reason_phrase} in {elapsed * 1000:.0f} ms, "
+                   f"{len(response.content)} bytes, {kind}")
+        for name in ("retry-after", "retry-after-ms", "x-should-retry"):
+            if name in response.headers:
+                self._note(f"< {name}: {response.headers[name]}")
+        if response.content:
+            self._note("< " + _clip(response.text))
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._key, "****") if self._key else text
+
+    @staticmethod
+    def _describe(exc: httpx.RequestError) -> str:
+        if isinstance(exc, httpx.TimeoutException):
+            kind = {httpx.ConnectTimeout: "connect", httpx.ReadTimeout: "read",
+                    httpx.WriteTimeout: "write", httpx.PoolTimeout: "pool"}.get(type(exc), "")
+            return f"{kind} timeout".strip() + f" ({ENV_CONNECT_TIMEOUT}, {ENV_READ_TIMEOUT})"
+        reason = str(exc).strip() or type(exc).__name__
+        return reason.splitlines()[0]
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    """The server's wait, when it names one between 0 and 60 s (``retry-after-ms`` first)."""
+    seconds: float | None = None
+    try:
+        if "retry-after-ms" in headers:
+            seconds = float(headers["retry-after-ms"]) / 1000
+    except ValueError:
+        seconds = None
+    if seconds is None and "retry-after" in headers:
+        text = headers["retry-after"].strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(text) if text else None
+            if when is not None and when.tzinfo is not None:
+                seconds = when.timestamp() - time.time()
+    if seconds is None or seconds != seconds or not 0 <= seconds <= MAX_RETRY_AFTER:
+        return None
+    return seconds
+
+
+def server_message(response: httpx.Response) -> str:
+    """What the server said went wrong, in one line: the error envelope's message, the RPC style's
+    message and details, an HTML page's title, or the start of whatever else it sent."""
+    text = response.text
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        data = None
+    message = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            message = str(error["message"])
+        elif isinstance(error, str) and error:
+            message = error
+        elif data.get("message"):
+            message = str(data["message"])
+            details = [d.get("detail") for d in data.get("details") or [] if isinstance(d, dict) and d.get("detail")]
+            if details:
+                message += ": " + "; ".join(map(str, details))
+    if message is None:
+        reason = response.reason_phrase or "error"
+        message = reason if not text.strip() else f"{reason}; the body was {_what_it_was(text, None)}"
+    return " ".join(message.split())[:300]
+
+
+def _what_it_was(text: str, key: str | None) -> str:
+    if not text.strip():
+        return "empty"
+    title = re.search(r"<title[^>]*>(.*?)</title>|<h1[^>]*>(.*?)</h1>", text, re.I | re.S)
+    if title or text.lstrip()[:15].lower().startswith(("<!doctype", "<html")):
+        words = " ".join(re.sub(r"<[^>]+>", " ", (title.group(1) or title.group(2)) if title else "").split())
+        return f"an HTML page{f' ({words!r})' if words else ''}, not JSON"
+    start = " ".join(text.split())
+    if key:
+        start = start.replace(key, "****")
+    return f"starting {start[:60]!r}"
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= TRACE_BODY_LIMIT else text[:TRACE_BODY_LIMIT] + f"... ({len(text)} characters)"
+
+
+def _attempts(n: int) -> str:
+    return f"after {n} attempt{'s' if n != 1 else ''}"
