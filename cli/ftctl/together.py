@@ -13,7 +13,6 @@ anything the server echoes back is scrubbed of it before it reaches an error mes
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import json
 import os
 import random
@@ -28,6 +27,7 @@ import httpx
 from ftctl import __version__
 from ftctl.backend import MetricsQuery, Wire
 from ftctl.errors import ApiError, AuthError, FtctlError, InvalidInput, NotFound
+from ftctl.loopback import is_loopback
 from ftctl.models import Checkpoint, Event, Job, MetricsRow, ResponseError, parse, parse_list, unwrap_list
 
 if TYPE_CHECKING:
@@ -97,15 +97,6 @@ def api_root(base_url: str) -> str:
     if parts.query or parts.fragment:
         raise InvalidInput(f"--base-url / TOGETHER_BASE_URL must not have a query or fragment (got {base_url!r})")
     return text[:-3] if text.endswith("/v1") else text
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class TogetherBackend:

@@ -1,0 +1,394 @@
+"""``ftctl sim serve``: the simulator over HTTP, with Together's paths, shapes and error envelope
+(``together-api.md`` §2), so that ftctl's httpx backend and the vendor's own SDK and ``tg`` CLI can
+be pointed at it.
+
+It wraps THE simulator (``ftctl.simulator.backend.Simulator``: the same store under
+``FTCTL_HOME``, the same speed), it does not reimplement it. Requests are handled on the event
+loop's one thread, so the simulator's SQLite connection is used from one thread only.
+
+Beyond the API: a job's loss curve can be chosen per request with the ``X-Ftctl-Sim-Scenario``
+header (a preset name, or a scenario as inline JSON), or for every job with ``--scenario``; and,
+with ``--faults``, ``/_sim/faults`` queues faults for the next requests (``faults.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import socket
+import time
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ftctl.backend import MetricsQuery
+from ftctl.errors import ApiError, FtctlError, InvalidInput, NotFound
+from ftctl.output.jsonio import dumps
+from ftctl.simulator import scenarios, timeline
+from ftctl.simulator.faults import Fault, Faults, FaultSpecError
+
+if TYPE_CHECKING:
+    from ftctl.simulator.backend import Simulator
+    from ftctl.simulator.scenarios import Scenario
+
+SCENARIO_HEADER = "x-ftctl-sim-scenario"
+FAULTS_PATH = "/_sim/faults"
+GRACEFUL_SHUTDOWN = 3.0  # seconds in-flight requests (e.g. a slow fault) get on Ctrl-C / SIGTERM
+USER_LIMIT_USD = 1000.0
+
+Log = Callable[[str], None]
+
+
+# -- responses ------------------------------------------------------------------------------------
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Strict JSON: non-finite numbers as "NaN"/"Infinity"/"-Infinity", as ftctl writes them."""
+    return Response(dumps(value), status_code=status, headers=headers, media_type="application/json")
+
+
+def error_response(status: int, message: str, *, type_: str = "invalid_request_error", code: str | None = None,
+                   param: str | None = None, headers: dict[str, str] | None = None) -> Response:
+    """The API's error envelope (``together-api.md`` §1)."""
+    return json_response({"error": {"message": message, "type": type_, "param": param, "code": code}},
+                         status, headers)
+
+
+def _for_error(exc: FtctlError) -> Response:
+    if isinstance(exc, NotFound):
+        return error_response(404, exc.message, code=exc.code)
+    if isinstance(exc, InvalidInput) or exc.code == "conflict":
+        return error_response(400, exc.message, code=exc.code)
+    return error_response(500, exc.message, type_="server_error", code=exc.code)
+
+
+# -- the API ----------------------------------------------------------------------------------------
+
+
+def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
+               scenario: Scenario | None = None, debug: bool = False) -> Any:
+    """The ASGI app: the routes, wrapped in the bearer-token check, the faults and the access log."""
+
+    def endpoint(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except FtctlError as exc:
+                return _for_error(exc)
+            except FaultSpecError as exc:
+                return error_response(400, str(exc), code="bad_fault")
+            except Exception as exc:  # a bug: one line on the server's stderr, an envelope to the client
+                if debug:
+                    import traceback
+
+                    traceback.print_exc()
+                log(f"internal error: {type(exc).__name__}: {exc}")
+                return error_response(500, f"internal error in the simulator: {type(exc).__name__}",
+                                      type_="server_error")
+
+        return run
+
+    async def list_jobs(request: Request) -> Response:
+        return json_response({"data": simulator.list()})
+
+    async def create_job(request: Request) -> Response:
+        body = await _json_body(request)
+        chosen = _header_scenario(request) or scenario
+        return json_response(simulator.create(body, scenario=chosen))
+
+    async def retrieve(request: Request) -> Response:
+        return json_response(simulator.retrieve(request.path_params["job_id"]))
+
+    async def cancel(request: Request) -> Response:
+        return json_response(simulator.cancel(request.path_params["job_id"]))
+
+    async def events(request: Request) -> Response:
+        return json_response({"data": simulator.events(request.path_params["job_id"])})
+
+    async def checkpoints(request: Request) -> Response:
+        return json_response({"data": simulator.checkpoints(request.path_params["job_id"])})
+
+    async def metrics(request: Request) -> Response:
+        q = request.query_params
+        query = MetricsQuery(_int_param(q, "global_step_from"), _int_param(q, "global_step_to"),
+                             q.get("logged_at_from") or None, q.get("logged_at_to") or None,
+                             _int_param(q, "resolution", minimum=1))
+        return json_response({"metrics": simulator.metrics(request.path_params["job_id"], query)})
+
+    async def model_limits(request: Request) -> Response:
+        name = request.query_params.get("model_name")
+        if not name:
+            raise InvalidInput("model_name is required (GET /v1/fine-tunes/models/limits?model_name=...)")
+        return json_response(limits(name))
+
+    async def estimate_price(request: Request) -> Response:
+        return json_response(estimate(await _json_body(request)))
+
+    async def list_faults(request: Request) -> Response:
+        return json_response({"data": faults.pending()})
+
+    async def add_faults(request: Request) -> Response:
+        body = await _json_body(request, allow_list=True)
+        added = [faults.add(spec).to_json() for spec in (body if isinstance(body, list) else [body])]
+        return json_response({"data": added})
+
+    async def clear_faults(request: Request) -> Response:
+        faults.clear()
+        return json_response({"data": []})
+
+    routes = [
+        Route("/v1/fine-tunes", endpoint(list_jobs), methods=["GET"]),
+        Route("/v1/fine-tunes", endpoint(create_job), methods=["POST"]),
+        Route("/v1/fine-tunes/models/limits", endpoint(model_limits), methods=["GET"]),
+        Route("/v1/fine-tunes/estimate-price", endpoint(estimate_price), methods=["POST"]),
+        Route("/v1/fine-tunes/{job_id}", endpoint(retrieve), methods=["GET"]),
+        Route("/v1/fine-tunes/{job_id}/cancel", endpoint(cancel), methods=["POST"]),
+        Route("/v1/fine-tunes/{job_id}/events", endpoint(events), methods=["GET"]),
+        Route("/v1/fine-tunes/{job_id}/checkpoints", endpoint(checkpoints), methods=["GET"]),
+        Route("/v1/fine-tunes/{job_id}/metrics", endpoint(metrics), methods=["GET"]),
+    ]
+    if faults is not None:
+        routes += [Route(FAULTS_PATH, endpoint(list_faults), methods=["GET"]),
+                   Route(FAULTS_PATH, endpoint(add_faults), methods=["POST"]),
+                   Route(FAULTS_PATH, endpoint(clear_faults), methods=["DELETE"])]
+
+    async def not_routed(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        what = "method not allowed for" if status == 405 else "no such endpoint:"
+        return error_response(status, f"{what} {request.method} {request.url.path}")
+
+    app = Starlette(routes=routes, exception_handlers={404: not_routed, 405: not_routed})
+    return Front(app, log=log, faults=faults)
+
+
+def limits(model_name: str) -> dict[str, Any]:
+    """``GET /v1/fine-tunes/models/limits``: what the vendor SDK reads before a create."""
+    from ftctl.simulator.backend import MAX_BATCH
+
+    return {
+        "model_name": model_name, "max_num_epochs": 100, "max_num_evals": 10_000, "max_num_checkpoints": 100,
+        "min_learning_rate": 1e-8, "max_learning_rate": 1.0, "max_seq_length_sft": 131_072,
+        "max_seq_length_dpo": 131_072, "min_max_seq_length": 512, "default_gradient_accumulation_steps": 1,
+        "merge_output_lora": True, "supports_full_training": True, "supports_reasoning": False,
+        "supports_tools": False, "supports_vision": False,
+        "lora_training": {"default_rank": 16, "max_rank": 64, "min_batch_size": 1, "max_batch_size": MAX_BATCH,
+                          "max_batch_size_dpo": MAX_BATCH, "target_modules": [
+                              "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]},
+        "full_training": {"min_batch_size": 1, "max_batch_size": MAX_BATCH, "max_batch_size_dpo": MAX_BATCH},
+    }
+
+
+def estimate(body: dict[str, Any]) -> dict[str, Any]:
+    """``POST /v1/fine-tunes/estimate-price``, priced like the simulator bills (per step)."""
+    if not body.get("training_file"):
+        raise InvalidInput("training_file is required to estimate a price")
+    n_epochs = body.get("n_epochs") or 1
+    if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 1:
+        raise InvalidInput(f"n_epochs must be a whole number >= 1 (got {n_epochs!r})")
+    steps = n_epochs * scenarios.DEFAULT_STEPS_PER_EPOCH
+    price = steps * timeline.PRICE_PER_STEP / 1e9
+    return {"estimation_available": True, "allowed_to_proceed": price <= USER_LIMIT_USD,
+            "estimated_total_price": price, "estimated_train_token_count": float(steps * timeline.TOKENS_PER_STEP),
+            "estimated_eval_token_count": float((body.get("n_evals") or 0) * timeline.TOKENS_PER_STEP),
+            "user_limit": USER_LIMIT_USD}
+
+
+async def _json_body(request: Request, *, allow_list: bool = False) -> Any:
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except (ValueError, RecursionError):
+        raise InvalidInput(f"the request body of {request.method} {request.url.path} is not valid JSON") from None
+    if not isinstance(data, dict) and not (allow_list and isinstance(data, list)):
+        raise InvalidInput(f"the request body of {request.method} {request.url.path} must be a JSON object")
+    return data
+
+
+def _header_scenario(request: Request) -> Scenario | None:
+    """A preset name or an inline JSON scenario; never a file path (the client is not the host)."""
+    value = request.headers.get(SCENARIO_HEADER, "").strip()
+    if not value:
+        return None
+    if value.startswith("{"):
+        try:
+            data = json.loads(value)
+        except ValueError:
+            raise InvalidInput(f"the {SCENARIO_HEADER} header is not valid JSON") from None
+        return scenarios.from_data(data, name=f"from the {SCENARIO_HEADER} header")
+    if value not in scenarios.PRESETS:
+        raise InvalidInput(f"unknown scenario {value!r} in the {SCENARIO_HEADER} header: a preset "
+                           f"({', '.join(scenarios.PRESETS)}) or a JSON object {{\"eval_loss\": [...]}}")
+    return scenarios.Scenario(name=value, preset=value)
+
+
+def _int_param(query: Any, name: str, *, minimum: int = 0) -> int | None:
+    text = query.get(name)
+    if text is None or text == "":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise InvalidInput(f"{name} must be a whole number >= {minimum} (got {text!r})")
+    return value
+
+
+# -- around the routes: bearer token, faults, access log --------------------------------------------
+
+
+class Front:
+    """ASGI middleware: every request needs a bearer token (any non-empty one); a queued fault may
+    answer instead of the simulator; one line per request goes to the log (never a header)."""
+
+    def __init__(self, app: Any, *, log: Log, faults: Faults | None) -> None:
+        self.app, self.log, self.faults = app, log, faults
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = 0
+
+        async def tracked(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        method, path = scope["method"], scope["path"]
+        fault: Fault | None = None
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        try:
+            if not _bearer(headers.get("authorization", "")):
+                await error_response(
+                    401, "missing or malformed Authorization header: send 'Authorization: Bearer <token>' "
+                         "(the simulator accepts any non-empty token)",
+                    type_="authentication_error", code="invalid_api_key")(scope, receive, tracked)
+                return
+            if self.faults is not None and path.startswith("/v1/"):
+                fault = self.faults.take(method, path)
+            if fault is None:
+                await self.app(scope, receive, tracked)
+            else:
+                await self._fault(fault, scope, receive, tracked)
+        finally:
+            query = scope.get("query_string", b"").decode("latin-1")
+            client = scope.get("client") or ("-", 0)
+            retry = headers.get("x-ftctl-retry-count") or headers.get("x-stainless-retry-count") or "0"
+            notes = ([f"retry {retry}"] if retry not in ("0", "") else []) + \
+                    ([f"fault {fault.kind}" + (f" {fault.http_status}" if fault.kind != "slow" else
+                                               f" {fault.delay:g}s")] if fault else [])
+            self.log(f"{client[0]} {method} {path}{'?' + query if query else ''} {status} "
+                     f"{(time.monotonic() - started) * 1000:.0f} ms" + (f" ({', '.join(notes)})" if notes else ""))
+
+    async def _fault(self, fault: Fault, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        status = fault.http_status
+        if fault.kind == "slow":
+            await asyncio.sleep(fault.delay)
+            await self.app(scope, receive, send)
+            return
+        if fault.kind == "truncated":
+            await self._truncated(scope, receive, send)
+            return
+        if fault.kind == "status":
+            headers = {k: v for k, v in (("Retry-After", fault.retry_after),
+                                         ("retry-after-ms", fault.retry_after_ms)) if v is not None}
+            response = error_response(status, fault.message or f"simulated fault: HTTP {status}",
+                                      type_="server_error" if status >= 500 else "invalid_request_error",
+                                      headers=headers)
+        elif fault.kind == "html":
+            title = fault.message or f"{status} Bad Gateway"
+            response = Response(f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1>"
+                                "</center><hr><center>nginx</center></body></html>",
+                                status_code=status, media_type="text/html")
+        elif fault.kind == "malformed":
+            response = Response('{"id": "ft-malformed", "status": running, oops', status_code=status,
+                                media_type="application/json")
+        else:  # empty
+            response = Response(b"", status_code=status, media_type="application/json")
+        await response(scope, receive, send)
+
+    async def _truncated(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """The real answer, its body cut in half (Content-Length says the shorter length)."""
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        body = b"".join(chunks)
+        cut = body[: len(body) // 2]
+        start["headers"] = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"] + \
+                           [(b"content-length", str(len(cut)).encode())]
+        await send(start)
+        await send({"type": "http.response.body", "body": cut})
+
+
+def _bearer(value: str) -> bool:
+    scheme, _, token = value.partition(" ")
+    return scheme.lower() == "bearer" and bool(token.strip())
+
+
+# -- running it -----------------------------------------------------------------------------------
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, so the URL (and with port 0 the real port) is known before serving."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, UnicodeError) as exc:
+        raise InvalidInput(f"cannot listen on host {host!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ApiError(f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+                       + (" (choose another --port, or --port 0 for a free one)"
+                          if exc.errno in (98, 48, 10048) else "")) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def run(app: Any, sock: socket.socket) -> int:
+    """Serve until Ctrl-C or SIGTERM; finish in-flight requests; return the signal that stopped it."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        stopped_by = 0
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # uvicorn re-raises the signal after shutting down; record it instead, so that a
+            # requested stop is a clean exit rather than a KeyboardInterrupt or a kill.
+            self.stopped_by = self.stopped_by or sig
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            else:
+                self.should_exit = True
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN, server_header=False)
+    server = Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    return server.stopped_by
