@@ -41,6 +41,10 @@ SCENARIO_HEADER = "x-ftctl-sim-scenario"
 FAULTS_PATH = "/_sim/faults"
 GRACEFUL_SHUTDOWN = 3.0  # seconds in-flight requests (e.g. a slow fault) get on Ctrl-C / SIGTERM
 USER_LIMIT_USD = 1000.0
+# ``GET /v3/whoami``: the vendor's CLI asks who the key belongs to before any command.
+IDENTITY = {"type": "project_api_key", "api_key": {"id": "sim-key"},
+            "organization": {"id": "sim-org", "name": "ftctl simulator"},
+            "project": {"id": "sim-project", "name": "ftctl simulator", "slug": "ftctl-sim"}}
 
 Log = Callable[[str], None]
 
@@ -130,6 +134,9 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
     async def estimate_price(request: Request) -> Response:
         return json_response(estimate(await _json_body(request)))
 
+    async def whoami(request: Request) -> Response:
+        return json_response(IDENTITY)
+
     async def list_faults(request: Request) -> Response:
         return json_response({"data": faults.pending()})
 
@@ -152,6 +159,7 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
         Route("/v1/fine-tunes/{job_id}/events", endpoint(events), methods=["GET"]),
         Route("/v1/fine-tunes/{job_id}/checkpoints", endpoint(checkpoints), methods=["GET"]),
         Route("/v1/fine-tunes/{job_id}/metrics", endpoint(metrics), methods=["GET"]),
+        Route("/v3/whoami", endpoint(whoami), methods=["GET"]),
     ]
     if faults is not None:
         routes += [Route(FAULTS_PATH, endpoint(list_faults), methods=["GET"]),
