@@ -110,15 +110,21 @@ def test_metrics_json_is_strict_and_carries_the_contract_object(ftctl, scenario_
     assert all("train/global_step" in row for row in raw)
 
 
+@pytest.mark.parametrize("n_evals", [10, 20, 100, 1000])
 @pytest.mark.parametrize("preset", ["plateau", "improving", "nan", "diverging", "noisy"])
-def test_presets_and_their_promised_shape(ftctl, preset):
-    job_id = create(ftctl, "--n-epochs", "3", "--n-evals", "20", "--early-stopping", "--sim-scenario", preset)
+def test_presets_keep_their_promise(ftctl, preset, n_evals):
+    job_id = create(ftctl, "--n-epochs", "3", "--n-evals", str(n_evals), "--early-stopping", "--sim-scenario", preset)
     job = ftctl("retrieve", job_id, "--json").json()
     assert job["status"] == "completed"
     if preset in ("plateau", "diverging", "nan"):
         assert job["early_stopped"] is True and job["steps_completed"] < job["total_steps"]
     if preset == "improving":
         assert job["early_stopped"] is False and job["steps_completed"] == job["total_steps"]
+    es = ftctl("metrics", job_id, "--json").json()["early_stopping"]
+    assert es["reason"] == {"nan": "non_finite_eval_loss", "improving": None}.get(
+        preset, "patience_exhausted" if job["early_stopped"] else None)
+    again = create(ftctl, "--n-epochs", "3", "--n-evals", str(n_evals), "--early-stopping", "--sim-scenario", preset)
+    assert ftctl("retrieve", again, "--json").json()["steps_completed"] == job["steps_completed"]
 
 
 def test_error_preset_ends_in_error(ftctl):

@@ -217,3 +217,26 @@ def test_invariant_7_raising_patience_or_warmup_never_halts_earlier(xs, s, more_
     higher = es.Settings(s.patience + more_p, s.min_delta, s.warmup_evals + more_w)
     low, high = es.replay(xs, s), es.replay(xs, higher)
     assert _halt_or_end(high, len(xs) + 1) >= _halt_or_end(low, len(xs) + 1)
+
+
+# The float fast path of the improvement test must agree with the exact-decimal definition (A2),
+# above all at the boundary, where binary and decimal arithmetic disagree.
+decimals = st.decimals(min_value=-100, max_value=100, places=3, allow_nan=False, allow_infinity=False).map(float)
+anything = st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=True)
+
+
+@st.composite
+def near_boundary(draw):
+    best, delta = draw(decimals), abs(draw(decimals))
+    value = best - delta
+    for _ in range(draw(st.integers(0, 2))):
+        value = math.nextafter(value, draw(st.sampled_from([math.inf, -math.inf])))
+    return best, value, delta
+
+
+@given(st.one_of(near_boundary(), st.tuples(anything, anything, st.floats(0, 1e300, allow_nan=False))))
+@hsettings(max_examples=3000, deadline=None)
+def test_fast_improvement_test_equals_exact_decimals(triple):
+    best, value, delta = triple
+    exact_answer = es._EXACT.subtract(es.exact(best), es.exact(value)) > es.exact(delta)
+    assert es.improves(best, value, delta) == exact_answer

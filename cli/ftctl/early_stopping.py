@@ -17,8 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import Context, Decimal
-from fractions import Fraction
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 from ftctl.errors import InvalidInput
 
@@ -48,9 +47,9 @@ class Settings:
     warmup_evals: int = DEFAULT_WARMUP_EVALS
 
 
-@dataclass(frozen=True, slots=True)
-class State:
-    """The fold's accumulator after ``evals`` evaluations.
+class State(NamedTuple):
+    """The fold's accumulator after ``evals`` evaluations (immutable; a tuple, as it is made once
+    per evaluation and must be cheap).
 
     ``streak`` counts the current run of non-improving post-warmup evaluations; they are always
     the last ``streak`` evaluations, so their indices need not be stored.
@@ -59,7 +58,6 @@ class State:
     evals: int = 0
     best_i: int | None = None
     best_value: float | None = None
-    best_exact: Decimal | None = None
     streak: int = 0
     improved: bool = False  # did evaluation ``evals`` count as an improvement?
     stopped: bool = False
@@ -75,38 +73,44 @@ class State:
 INITIAL = State()
 
 
-def advance(state: State, value: float, settings: Settings, *, delta: Decimal | None = None) -> State:
-    """Consume one evaluation. After a halt, further values are irrelevant (§6.4.5) and ignored.
+def improves(best: float, value: float, min_delta: float) -> bool:
+    """``best − value > min_delta`` in exact decimals of the values as reported (A1, A2).
 
-    ``delta`` is ``exact(settings.min_delta)``, passed by callers that fold many values.
+    Decimals are needed only near the boundary: elsewhere binary arithmetic gives the same answer,
+    since its error (under 1e-15 of the magnitudes involved) is far below the margin checked here.
+    With min_delta 0 the float comparison is already exact: shortest reprs preserve order.
     """
+    if min_delta == 0:
+        return value < best
+    gap = best - value - min_delta
+    if abs(gap) > 1e-13 * (abs(best) + abs(value) + min_delta) + 1e-300:
+        return gap > 0
+    return _EXACT.subtract(exact(best), exact(value)) > exact(min_delta)
+
+
+def advance(state: State, value: float, settings: Settings) -> State:
+    """Consume one evaluation. After a halt, further values are irrelevant (§6.4.5) and ignored."""
     if state.stopped:
         return state
     i = state.evals + 1
     if not math.isfinite(value):  # A7: always, warmup or not
-        return State(i, state.best_i, state.best_value, state.best_exact, state.streak, False,
-                     True, NON_FINITE_EVAL_LOSS, i)
-    x = exact(value)
-    if delta is None:
-        delta = exact(settings.min_delta)
+        return State(i, state.best_i, state.best_value, state.streak, False, True, NON_FINITE_EVAL_LOSS, i)
     # Compare with the previous best *before* updating it (§8: the GLiNER2/ms-swift ordering bugs).
-    improved = state.best_exact is None or _EXACT.subtract(state.best_exact, x) > delta
-    best_i, best_value, best_exact = (i, value, x) if improved else (
-        state.best_i, state.best_value, state.best_exact)
+    improved = state.best_value is None or improves(state.best_value, value, settings.min_delta)
+    best_i, best_value = (i, value) if improved else (state.best_i, state.best_value)
     if i <= settings.warmup_evals:  # warmup may set the best, never counts
-        return State(i, best_i, best_value, best_exact, 0, improved)
+        return State(i, best_i, best_value, 0, improved)
     streak = 0 if improved else state.streak + 1
     if streak >= settings.patience:  # A8: stop on the P-th
-        return State(i, best_i, best_value, best_exact, streak, False, True, PATIENCE_EXHAUSTED, i)
-    return State(i, best_i, best_value, best_exact, streak, improved)
+        return State(i, best_i, best_value, streak, False, True, PATIENCE_EXHAUSTED, i)
+    return State(i, best_i, best_value, streak, improved)
 
 
 def trail(values: Iterable[float], settings: Settings) -> Iterator[State]:
     """The state after each evaluation, up to and including the halt."""
-    delta = exact(settings.min_delta)
     state = INITIAL
     for value in values:
-        state = advance(state, value, settings, delta=delta)
+        state = advance(state, value, settings)
         yield state
         if state.stopped:
             return
@@ -122,17 +126,20 @@ def replay(values: Iterable[float], settings: Settings) -> State:
 
 def improvement_threshold(state: State, settings: Settings) -> Decimal | None:
     """What the next evaluation must be strictly below to count (None: anything finite counts)."""
-    if state.best_exact is None:
+    if state.best_value is None:
         return None
-    return _EXACT.subtract(state.best_exact, exact(settings.min_delta))
+    return _EXACT.subtract(exact(state.best_value), exact(settings.min_delta))
 
 
 def evaluation_step(i: int, total_steps: int, n_evals: int) -> int:
     """Step of evaluation ``i`` when evenly spaced: ``round(i × total_steps / n_evals)`` (A13).
 
-    Exact rational arithmetic, then Python's ``round`` (half to even), as the contract writes it.
+    Exact integer arithmetic, rounding half to even like Python's ``round``, as the contract writes it.
     """
-    return round(Fraction(i * total_steps, n_evals))
+    q, r = divmod(i * total_steps, n_evals)
+    if 2 * r > n_evals or (2 * r == n_evals and q % 2):
+        return q + 1
+    return q
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,11 @@ class Simulator:
         n_epochs, n_evals = body.get("n_epochs") or 1, body.get("n_evals") or 0
         steps_per_epoch = (scenario.steps_per_epoch if scenario and scenario.steps_per_epoch
                            else max(scenarios.DEFAULT_STEPS_PER_EPOCH, math.ceil(n_evals / n_epochs)))
-        eval_loss = scenarios.curve(scenario, n_evals, seed)
+        # A preset draws the same curve every time unless a seed is given, so it keeps its promise.
+        curve_seed = body.get("random_seed")
+        if curve_seed is None:
+            curve_seed = scenarios.preset_seed(scenario) if scenario and scenario.preset else seed
+        eval_loss = scenarios.curve(scenario, n_evals, curve_seed)
         settings = es.settings_from(body.get("early_stopping_patience"), body.get("early_stopping_min_delta"),
                                     body.get("early_stopping_warmup_evals")) \
             if body.get("early_stopping_enabled") else None

@@ -65,8 +65,12 @@ def _falling(f: float, start: float, floor: float, rate: float) -> float:
 
 
 def _plateau(rng: random.Random, n: int) -> list[float]:
+    """Falls to its floor by 40% of the run, then wobbles just above it: nothing improves after."""
     start, floor = rng.uniform(2.0, 2.4), rng.uniform(0.45, 0.6)
-    return [floor + (start - floor) * math.exp(-9 * i / n) + rng.gauss(0, 0.003) for i in range(1, n + 1)]
+    knee = max(1, round(0.4 * n))
+    fall = [floor + (start - floor) * (math.exp(-5 * i / knee) - math.exp(-5)) / (1 - math.exp(-5))
+            for i in range(1, knee + 1)]
+    return fall + [floor + 0.002 + abs(rng.gauss(0, 0.004)) for _ in range(n - knee)]
 
 
 def _improving(rng: random.Random, n: int) -> list[float]:
@@ -131,6 +135,11 @@ def curve(scenario: Scenario | None, n_evals: int, seed: int) -> list[float]:
     preset = scenario.preset if scenario is not None else None
     make = PRESETS[preset][0] if preset else generated
     return _round(make(random.Random(seed), n_evals))
+
+
+def preset_seed(scenario: Scenario) -> int:
+    """A fixed seed per preset name (stable across processes, unlike ``hash``)."""
+    return sum(ord(c) * 31 ** k for k, c in enumerate(scenario.preset or "")) % 2**32
 
 
 def fail_step(scenario: Scenario | None, total_steps: int) -> int | None:

@@ -14,6 +14,7 @@ import bisect
 import math
 import random
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -43,16 +44,16 @@ class Plan:
     def steps_per_epoch(self) -> float:
         return self.total_steps / self.n_epochs
 
+    @cached_property
     def trail(self) -> list[es.State]:
         """The rule fed one evaluation at a time, over the evaluations the run reaches."""
         if self.settings is None:
             return []
         states, state = [], es.INITIAL
-        delta = es.exact(self.settings.min_delta)
         for step, value in zip(self.eval_steps, self.eval_loss):
             if self.fail_at is not None and step > self.fail_at:
                 break
-            state = es.advance(state, value, self.settings, delta=delta)
+            state = es.advance(state, value, self.settings)
             states.append(state)
             if state.stopped:
                 break
@@ -60,7 +61,7 @@ class Plan:
 
     def summary(self) -> dict[str, Any]:
         """The end of the run, stored beside the job so listing never replays the curve."""
-        trail = self.trail()
+        trail = self.trail
         final = trail[-1] if trail else es.INITIAL
         if final.stopped:
             out = es.outcome(final, self.eval_steps, self.total_steps, self.n_epochs)
@@ -162,7 +163,22 @@ class Phases:
 
 def iso(t: float) -> str:
     """ISO-8601 UTC with milliseconds, as the API writes times."""
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(t * 1000) % 1000:03d}Z"
+    ms = int(t * 1000)
+    return _iso_ms(ms) if ms != _last_iso[0] else _last_iso[1]
+
+
+_last_iso: list = [None, ""]  # many events share an instant: format it once
+
+
+def _iso_ms(ms: int) -> str:
+    text = f"{_iso_seconds(ms // 1000)}.{ms % 1000:03d}Z"
+    _last_iso[:] = [ms, text]
+    return text
+
+
+@lru_cache(maxsize=4096)  # events come in runs that share a second: format each second once
+def _iso_seconds(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def from_iso(text: str) -> float:
@@ -207,15 +223,16 @@ def _all_events(plan: Plan, phases: Phases, *, model: str, job_id: str) -> Itera
 
 
 def _training_events(plan: Plan, p: Phases, *, job_id: str) -> Iterator[tuple[float, dict]]:
-    trail = plan.trail()
+    trail = plan.trail
     improved_at = {plan.eval_steps[s.evals - 1] for s in trail if s.improved}
     run = p.run_steps
     epoch_steps = {round(e * plan.steps_per_epoch): e for e in range(1, plan.n_epochs + 1)}
     steps = sorted(set(epoch_steps) | improved_at | set(plan.checkpoint_every))
+    start, per_step = p.train_start, p.step_seconds
     for step in steps:
         if step > run:
             break
-        when = p.step_time(step)
+        when = start + step * per_step
         if step in epoch_steps:
             e = epoch_steps[step]
             yield when, _event(when, "epoch_complete", f"Epoch {e}/{plan.n_epochs} completed", step=step)
@@ -264,7 +281,7 @@ def evals_by(steps: int, total_steps: int, n_evals: int) -> int:
 
 def visible_trail(plan: Plan, steps_done: int) -> list[es.State]:
     """The rule's states for the evaluations run by ``steps_done``."""
-    return [s for s in plan.trail() if plan.eval_steps[s.evals - 1] <= steps_done]
+    return [s for s in plan.trail if plan.eval_steps[s.evals - 1] <= steps_done]
 
 
 def checkpoints(plan: Plan, phases: Phases, t: float, summary: dict[str, Any], *,
