@@ -7,11 +7,11 @@ from typing import Annotated
 import typer
 
 from ftctl import __version__
-from ftctl.commands import completion, explain, follow, history, jobs, sim
+from ftctl.commands import completers, completion, explain, follow, history, jobs, sim
 from ftctl.commands.common import ROOT_PARAMS, root_options
 from ftctl.errors import EXIT_CODES
 
-EPILOG = "Exit codes: " + " · ".join(f"{int(code)} {meaning}" for code, meaning in EXIT_CODES.items())
+EPILOG = "Exit codes:\n" + "\n".join(f"  {int(code):>3}  {meaning}" for code, meaning in EXIT_CODES.items())
 
 app = typer.Typer(
     name="ftctl",
@@ -20,6 +20,7 @@ app = typer.Typer(
     epilog=EPILOG,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,  # `ftctl completion SHELL` instead of Typer's shell-guessing options
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -41,6 +42,7 @@ _root.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
          bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version.")]),
      *ROOT_PARAMS])
 app.callback()(_root)
+completers.register_shells()
 
 for group in (jobs, history, follow, explain, completion, sim):
     group.register(app)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 
+from ftctl.commands import completers
 from ftctl.output.terminal import COLOR_CHOICES, Terminal
 
 if TYPE_CHECKING:
@@ -32,12 +33,13 @@ _SHARED: dict[str, inspect.Parameter] = {
             rich_help_panel=OUTPUT, show_default=False)],
         "fields": Annotated[Optional[str], typer.Option(
             "--fields", metavar="A,B", help="Print only these fields, as JSON (implies --json).",
-            rich_help_panel=OUTPUT, show_default=False)],
+            rich_help_panel=OUTPUT, show_default=False, autocompletion=completers.field_names)],
         "color": Annotated[Optional[str], typer.Option(
             "--color", metavar="auto|always|never", help="Colour the output.", rich_help_panel=OUTPUT,
-            show_default=False)],
+            show_default=False, autocompletion=completers.choices(*COLOR_CHOICES))],
         "backend": Annotated[Optional[str], typer.Option(
             "--backend", metavar="sim|together", rich_help_panel=CONNECTION, show_default=False,
+            autocompletion=completers.choices("sim", "together"),
             help="Where jobs live (env FTCTL_BACKEND; default: together if TOGETHER_API_KEY is set, "
                  "else sim)")],
         "base_url": Annotated[Optional[str], typer.Option(
@@ -52,19 +54,31 @@ _SHARED: dict[str, inspect.Parameter] = {
 
 _CONTEXT = inspect.Parameter("_ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
 
+# What each command prints under --json, by kind (``ftctl.output.fields.KINDS``): --fields is
+# checked against it before the command acts, and completed from it at TAB time.
+OUTPUT_KINDS: dict[str, tuple[str, ...]] = {}
+
 
 class Session:
     """One run of one command."""
 
     def __init__(self, *, json_: bool = False, fields: str | None = None, color: str | None = None,
-                 backend: str | None = None, base_url: str | None = None, debug: bool = False) -> None:
+                 backend: str | None = None, base_url: str | None = None, debug: bool = False,
+                 output: tuple[str, ...] = ()) -> None:
         color = (color or "auto").lower()
         if color not in COLOR_CHOICES:
             from ftctl.errors import InvalidInput
 
             raise InvalidInput(f"--color must be auto, always or never (got {color!r})")
         self.term = Terminal(color=color)
-        self.fields = [f.strip() for f in fields.split(",") if f.strip()] if fields is not None else None
+        self.output = output
+        self.fields = None
+        if fields is not None:
+            from ftctl.output import fields as field_names
+
+            self.fields = field_names.parse(fields)
+            if output:  # a typo is exit 2 before anything is sent, fetched or waited for
+                field_names.check(self.fields, field_names.names(output))
         self.json = bool(json_) or self.fields is not None
         self.debug = bool(debug)
         self._backend_flag, self._base_url = backend, base_url
@@ -97,14 +111,15 @@ class Session:
 
         return LocalState(self.config.home)
 
-    def emit(self, value: Any) -> None:
-        """Data as strict JSON: indented on a terminal, one line otherwise."""
+    def emit(self, value: Any, kind: str | None = None) -> None:
+        """Data as strict JSON: indented on a terminal, one line otherwise. ``kind`` names what
+        ``value`` is when the command prints something other than its first declared kind."""
         from ftctl.output.jsonio import dumps
 
         if self.fields is not None:
             from ftctl.output.fields import select
 
-            value = select(value, self.fields)
+            value = select(value, self.fields, kind or (self.output[0] if self.output else None))
         self.term.write(dumps(value, pretty=self.term.is_tty))
 
     def close(self) -> None:
@@ -112,10 +127,14 @@ class Session:
             self._backend.close()
 
 
-def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callable[[Callable], Callable]:
-    """Register ``fn(session, ...)`` as a command taking the shared options too."""
+def command(app: typer.Typer, name: str | None = None, *, output: str | tuple[str, ...] = (),
+            **kwargs: Any) -> Callable[[Callable], Callable]:
+    """Register ``fn(session, ...)`` as a command taking the shared options too. ``output`` is the
+    kind (or kinds) of object its ``--json`` prints, for ``--fields``."""
+    kinds = (output,) if isinstance(output, str) else tuple(output)
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        OUTPUT_KINDS[name or fn.__name__] = kinds
         own = inspect.signature(fn, eval_str=True)
         params = [p for p in own.parameters.values() if p.name != "session"]
 
@@ -127,7 +146,7 @@ def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callabl
             for key, value in inherited.items():
                 if shared.get(key) is None:
                     shared[key] = value
-            session = Session(**{k: v for k, v in shared.items() if v is not None})
+            session = Session(**{k: v for k, v in shared.items() if v is not None}, output=kinds)
             try:
                 return fn(session, *args, **values)
             finally:

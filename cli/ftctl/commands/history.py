@@ -11,11 +11,13 @@ FILTERS = "Filters (passed to the API)"
 
 
 def register(app: typer.Typer) -> None:
-    command(app, "events", help="Show a job's event log, with its early_stopped and refund entries.")(events)
-    command(app, "checkpoints", help="List a job's saved checkpoints; the final one is the promoted model.")(
-        checkpoints)
-    command(app, "metrics", help="Show a job's evaluations through the early-stopping rule: the best step, "
-                                 "the halt step and why.")(metrics)
+    command(app, "events", output="event",
+            help="Show a job's event log, with its early_stopped and refund entries.")(events)
+    command(app, "checkpoints", output="checkpoint",
+            help="List a job's saved checkpoints; the final one is the promoted model.")(checkpoints)
+    command(app, "metrics", output=("metrics", "metrics_response"),
+            help="Show a job's evaluations through the early-stopping rule: the best step, "
+                 "the halt step and why.")(metrics)
 
 
 def events(session: Session, job_id: JOB_ID,
@@ -65,7 +67,7 @@ def metrics(
     query = MetricsQuery(global_step_from, global_step_to, logged_at_from, logged_at_to, resolution)
     job, rows, analysis = jobs.metrics(session.backend, session.local, job_id, query)
     if raw:
-        session.emit({"metrics": rows})
+        session.emit({"metrics": rows}, kind="metrics_response")
     elif session.json:
         session.emit(jobs.metrics_json(job["id"], analysis))
     else:

@@ -4,9 +4,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from ftctl.commands import completers
 from ftctl.commands.common import Session, command
 
-JOB_ID = Annotated[str, typer.Argument(metavar="JOB_ID", help="The job's id (ft-...).", show_default=False)]
+JOB_ID = Annotated[str, typer.Argument(metavar="JOB_ID", help="The job's id (ft-...).", show_default=False,
+                                       autocompletion=completers.job_ids)]
 
 DATA, TRAINING, LORA, DPO, EARLY, TRACKING, SIM, BEHAVIOUR = (
     "Data and model", "Training", "LoRA", "DPO", "Early stopping", "Weights & Biases", "Simulator",
@@ -14,11 +16,11 @@ DATA, TRAINING, LORA, DPO, EARLY, TRACKING, SIM, BEHAVIOUR = (
 
 
 def register(app: typer.Typer) -> None:
-    command(app, "create", help=CREATE_HELP)(create)
-    command(app, "retrieve", help="Show a job: status, progress and, for an early-stopped job, "
+    command(app, "create", output=("job", "request"), help=CREATE_HELP)(create)
+    command(app, "retrieve", output="job", help="Show a job: status, progress and, for an early-stopped job, "
                                   "the best step, the halt step and the refund.")(retrieve)
-    command(app, "list", help="List fine-tuning jobs, newest first.")(list_)
-    command(app, "cancel", help="Cancel a pending, queued or running job.")(cancel)
+    command(app, "list", output="job", help="List fine-tuning jobs, newest first.")(list_)
+    command(app, "cancel", output="job", help="Cancel a pending, queued or running job.")(cancel)
 
 
 CREATE_HELP = """Start a fine-tuning job (SFT or DPO), optionally with early stopping.
@@ -53,7 +55,9 @@ def create(
     batch_size: Annotated[str, typer.Option(help="Batch size, or 'max'.", rich_help_panel=TRAINING)] = "max",
     learning_rate: Annotated[float, typer.Option("--learning-rate", "--lr", help="Peak learning rate.",
                                                  rich_help_panel=TRAINING)] = 1e-5,
-    lr_scheduler_type: Annotated[str, typer.Option(help="cosine or linear.", rich_help_panel=TRAINING)] = "cosine",
+    lr_scheduler_type: Annotated[str, typer.Option(
+        help="cosine or linear.", rich_help_panel=TRAINING,
+        autocompletion=completers.choices("cosine", "linear"))] = "cosine",
     min_lr_ratio: Annotated[float, typer.Option(help="Final learning rate as a fraction of the peak.",
                                                 rich_help_panel=TRAINING)] = 0.0,
     scheduler_num_cycles: Annotated[float, typer.Option(help="Cosine cycles.", rich_help_panel=TRAINING)] = 0.5,
@@ -68,9 +72,11 @@ def create(
                                                                        show_default=False)] = None,
     random_seed: Annotated[Optional[int], typer.Option(help="Seed (also fixes the simulator's curve).",
                                                        rich_help_panel=TRAINING, show_default=False)] = None,
-    training_method: Annotated[str, typer.Option(help="sft or dpo.", rich_help_panel=TRAINING)] = "sft",
-    train_on_inputs: Annotated[Optional[str], typer.Option(help="SFT: true, false or auto.",
-                                                           rich_help_panel=TRAINING, show_default=False)] = None,
+    training_method: Annotated[str, typer.Option(help="sft or dpo.", rich_help_panel=TRAINING,
+                                                 autocompletion=completers.choices("sft", "dpo"))] = "sft",
+    train_on_inputs: Annotated[Optional[str], typer.Option(
+        help="SFT: true, false or auto.", rich_help_panel=TRAINING, show_default=False,
+        autocompletion=completers.choices("true", "false", "auto"))] = None,
     lora: Annotated[Optional[bool], typer.Option("--lora/--no-lora", help="LoRA or full training "
                                                  "(default: the server's, LoRA)", rich_help_panel=LORA,
                                                  show_default=False)] = None,
@@ -106,7 +112,7 @@ def create(
     sim_scenario: Annotated[Optional[str], typer.Option(
         metavar="NAME|FILE", help="Simulator only: a preset (plateau, improving, nan, diverging, noisy, "
         "error) or a JSON file {\"eval_loss\": [...], \"steps_per_epoch\": N}.", rich_help_panel=SIM,
-        show_default=False)] = None,
+        show_default=False, autocompletion=completers.scenarios)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the new job's id.",
                                         rich_help_panel=BEHAVIOUR)] = False,
     dry_run: Annotated[bool, typer.Option(help="Check the request and print the body that would be "
@@ -138,7 +144,8 @@ def create(
     for warning in result.warnings:
         session.term.warn(warning)
     if dry_run:
-        session.emit({k: ("****" if k == "wandb_key" else v) for k, v in result.body.items()})
+        session.emit({k: ("****" if k == "wandb_key" else v) for k, v in result.body.items()},
+                     kind="request")
         return
     job = result.job
     if quiet:
