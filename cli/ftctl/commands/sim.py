@@ -36,14 +36,14 @@ def serve(
         "--faults", help="Enable /_sim/faults to make the next requests fail (429, 500, slow, malformed "
         "JSON, truncated, HTML, empty), for testing clients.")] = False,
 ) -> None:
-    from ftctl.errors import InvalidInput
+    from ftctl.errors import FtctlError
 
     try:
         import uvicorn  # noqa: F401 (checked here so that a missing extra is one line, not a traceback)
 
         from ftctl.simulator import server
     except ImportError as exc:
-        raise InvalidInput(f"ftctl sim serve needs the 'serve' extra ({exc.name} is missing): "
+        raise FtctlError(f"ftctl sim serve needs the 'serve' extra ({exc.name} is missing): "
                            "pip install 'ftctl[serve]'") from None
     from ftctl.simulator import scenarios
     from ftctl.simulator.backend import Simulator

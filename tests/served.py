@@ -1,0 +1,93 @@
+"""``ftctl sim serve`` as a real process on 127.0.0.1 and a free port, for tests that need a real
+socket: ftctl's httpx backend, the vendor SDK and CLI, retries and faults.
+
+    with served(home) as server:
+        server.url, server.inject(kind="status", status=429, retry_after="0"), server.log()
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+
+TOKEN = "test-token"  # the served simulator accepts any non-empty bearer token
+START_TIMEOUT = 30.0
+
+
+@dataclass
+class Served:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def _admin(self, method: str, body: Any = None) -> Any:
+        response = httpx.request(method, self.url + "/_sim/faults", json=body,
+                                 headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+        response.raise_for_status()
+        return response.json()["data"]
+
+    def inject(self, **fault: Any) -> None:
+        """Queue a fault for the next matching request(s) (``ftctl.simulator.faults``)."""
+        self._admin("POST", fault)
+
+    def pending(self) -> list[dict[str, Any]]:
+        return self._admin("GET")
+
+    def clear(self) -> None:
+        self._admin("DELETE")
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
+
+
+@contextmanager
+def served(home: Path, *, speed: str = "inf", args: tuple[str, ...] = ("--faults",),
+           env: dict[str, str] | None = None) -> Iterator[Served]:
+    """Start the server, wait for the URL it prints, stop it (SIGTERM) afterwards."""
+    home.mkdir(parents=True, exist_ok=True)
+    log_path = home / "serve.log"
+    full_env = {**os.environ, "FTCTL_HOME": str(home), "FTCTL_SIM_SPEED": speed, **(env or {})}
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "ftctl", "sim", "serve", "--port", "0", *args],
+                                   stdout=subprocess.PIPE, stderr=log, text=True, env=full_env)
+    try:
+        url = _first_line(process, log_path)
+        yield Served(url, process, log_path)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        process.stdout.close()
+
+
+def _first_line(process: subprocess.Popen, log_path: Path) -> str:
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if selector.select(timeout=0.1):
+            line = process.stdout.readline().strip()
+            if line:
+                return line
+        if process.poll() is not None:
+            break
+    raise RuntimeError(f"ftctl sim serve did not start (exit {process.poll()}): {log_path.read_text()}")
