@@ -306,7 +306,10 @@ def retry_after(headers: httpx.Headers) -> float | None:
         try:
             seconds = float(text)
         except ValueError:
-            when = email.utils.parsedate_to_datetime(text) if text else None
+            try:
+                when = email.utils.parsedate_to_datetime(text)
+            except (TypeError, ValueError, IndexError):
+                when = None
             if when is not None and when.tzinfo is not None:
                 seconds = when.timestamp() - time.time()
     if seconds is None or seconds != seconds or not 0 <= seconds <= MAX_RETRY_AFTER:
