@@ -20,6 +20,7 @@ def run(argv: list[str]) -> int:
         return 0
     debug = "--debug" in argv
     json_errors = any(a == "--json" or a == "--fields" or a.startswith("--fields=") for a in argv)
+    color = _option(argv, "--color") or "auto"
     import typer
     from typer import Abort
     from typer._click.exceptions import ClickException, UsageError
@@ -34,18 +35,18 @@ def run(argv: list[str]) -> int:
         return result if isinstance(result, int) else 0
     except UsageError as exc:
         where = f" (see 'ftctl{_subcommand(exc)} --help')"
-        return _report(InvalidInput(exc.format_message() + where), json_errors)
+        return _report(InvalidInput(exc.format_message() + where), json_errors, color)
     except FtctlError as exc:
         if debug:
             import traceback
 
             traceback.print_exc()
-        return _report(exc, json_errors)
+        return _report(exc, json_errors, color)
     except (KeyboardInterrupt, Abort):
         sys.stderr.write("\nInterrupted.\n")
         return int(ExitCode.INTERRUPTED)
     except ClickException as exc:
-        return _report(InvalidInput(exc.format_message()), json_errors)
+        return _report(InvalidInput(exc.format_message()), json_errors, color)
     except BrokenPipeError:
         _silence_stdout()
         return 0
@@ -55,7 +56,7 @@ def run(argv: list[str]) -> int:
         from ftctl.errors import ApiError
 
         return _report(ApiError(f"internal error: {type(exc).__name__}: {exc} "
-                                "(run again with --debug for the traceback)"), json_errors)
+                                "(run again with --debug for the traceback)"), json_errors, color)
 
 
 def _subcommand(exc: object) -> str:
@@ -64,16 +65,28 @@ def _subcommand(exc: object) -> str:
     return path[len("ftctl"):] if path.startswith("ftctl") else ""
 
 
-def _report(exc: "FtctlError", json_errors: bool) -> int:
+def _option(argv: list[str], name: str) -> str | None:
+    """The value of ``name VALUE`` or ``name=VALUE`` in ``argv`` (the last one wins), before parsing."""
+    value = None
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(name + "="):
+            value = arg[len(name) + 1:]
+    return value
+
+
+def _report(exc: "FtctlError", json_errors: bool, color: str = "auto") -> int:
     if json_errors:
         from ftctl.output.jsonio import dumps
 
         sys.stderr.write(dumps({"error": {"code": exc.code, "message": exc.message,
                                           "exit_code": int(exc.exit_code)}}) + "\n")
     else:
-        from ftctl.output.terminal import Terminal
+        from ftctl.output.terminal import COLOR_CHOICES, Terminal
 
-        Terminal().error(exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        term = Terminal(color=color if color in COLOR_CHOICES else "auto")
+        term.error(exc.message + (f" ({exc.hint})" if exc.hint else ""))
     return int(exc.exit_code)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -20,13 +20,16 @@ PLAIN_WIDTH = 100  # fixed width for drawings when stdout is not a terminal, so 
 ENV_FORCE_TTY = "FTCTL_FORCE_TTY"  # treat stdout as a terminal (tests, screenshots), like GH_FORCE_TTY
 
 
-def color_enabled(flag: str, stream_is_tty: bool, env: dict[str, str] | None = None) -> bool:
+def color_enabled(flag: str, stream_is_tty: bool, env: Mapping[str, str] | None = None) -> bool:
+    """``--color`` first; then ``NO_COLOR`` (any value) beats the forcing variables
+    (``CLICOLOR_FORCE``, ``FORCE_COLOR``: set and not 0), which beat ``TERM=dumb`` and
+    ``CLICOLOR=0``; otherwise colour exactly when the stream is a terminal."""
     env = os.environ if env is None else env
     if flag == "always":
         return True
     if flag == "never" or env.get("NO_COLOR"):
         return False
-    if env.get("CLICOLOR_FORCE", "0") != "0" or env.get("FORCE_COLOR", "0") not in ("", "0"):
+    if env.get("CLICOLOR_FORCE", "") not in ("", "0") or env.get("FORCE_COLOR", "") not in ("", "0"):
         return True
     if env.get("TERM") == "dumb" or env.get("CLICOLOR") == "0":
         return False
@@ -80,8 +83,11 @@ class Terminal:
         if self._console is None:
             from rich.console import Console
 
+            # Our colour decision is final: Rich would drop colour on TERM=dumb even under --color always.
+            system = ("auto" if self.is_tty and os.environ.get("TERM") != "dumb" else "standard") \
+                if self.color else None
             self._console = Console(file=self.out, force_terminal=self.is_tty, width=self.width,
-                                    no_color=not self.color, color_system="auto" if self.color else None,
+                                    no_color=not self.color, color_system=system,
                                     highlight=False, emoji=False, soft_wrap=not self.is_tty)
         return self._console
 

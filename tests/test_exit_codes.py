@@ -1,0 +1,181 @@
+"""Every exit code of the contract (cli-contract.md, "Exit codes"), produced by a real process.
+
+The table lives once, in ``ftctl.errors.EXIT_CODES``; ``ftctl --help`` and the README list it.
+Codes 1 and 4 come from the real (httpx) backend talking to a small local HTTP server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from ftctl.errors import EXIT_CODES, ExitCode
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+KEY = "sk-exit-code-test-key"
+
+
+@contextmanager
+def api(status: int, body: dict) -> Iterator[tuple[str, list[str]]]:
+    """A local HTTP server answering every request with ``status`` and ``body``; yields its URL
+    and the request lines it received."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            seen.append(f"{self.command} {self.path}")
+            length = int(self.headers.get("content-length") or 0)
+            if length:
+                self.rfile.read(length)
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_DELETE = _answer
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def real_backend(url: str, **extra: str) -> dict[str, str]:
+    return {"TOGETHER_API_KEY": KEY, "TOGETHER_BASE_URL": url, "FTCTL_RETRY_DELAY": "0", **extra}
+
+
+def one_error_line(result, code: int) -> str:
+    assert result.exit_code == code, (result.exit_code, result.stderr)
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr and KEY not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[-1].startswith("Error: "), result.stderr
+    return lines[-1]
+
+
+def test_0_success(ftctl_proc):
+    result = ftctl_proc("list", "--json")
+    assert result.exit_code == ExitCode.OK == 0
+    assert json.loads(result.stdout) == []
+
+
+def test_1_server_error_after_retries(ftctl_proc):
+    with api(500, {"error": {"message": "upstream exploded"}}) as (url, seen):
+        result = ftctl_proc("list", env=real_backend(url, FTCTL_MAX_RETRIES="2"))
+    line = one_error_line(result, ExitCode.ERROR)
+    assert len(seen) == 3  # the first try and two retries
+    assert "upstream exploded" in line and "HTTP 500" in line
+
+
+def test_1_network_unreachable(ftctl_proc):
+    result = ftctl_proc("retrieve", "ft-abc", env=real_backend("http://127.0.0.1:9", FTCTL_MAX_RETRIES="0"))
+    assert "cannot reach the API at http://127.0.0.1:9" in one_error_line(result, 1)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["list", "--bogus"], "No such option: --bogus"),
+    (["create", "-t", "f", "-m", "m", "--n-evals", "2", "--early-stopping", "--patience", "2", "-v", "v"],
+     "n_evals >= patience + warmup_evals + 1"),
+    (["retrieve", "not an id!"], "is not a job id"),
+])
+def test_2_invalid_usage_or_input_sends_nothing(ftctl_proc, argv, message):
+    with api(200, {}) as (url, seen):
+        result = ftctl_proc(*argv, env=real_backend(url))
+    assert message in one_error_line(result, ExitCode.USAGE)
+    assert seen == []
+
+
+@pytest.mark.parametrize("how", ["no key", "key rejected"])
+def test_4_authentication_missing_or_rejected(ftctl_proc, how):
+    if how == "no key":
+        result = ftctl_proc("list", "--backend", "together")
+        assert "TOGETHER_API_KEY is not set" in one_error_line(result, ExitCode.AUTH)
+        return
+    with api(401, {"error": {"message": "Invalid API key provided"}}) as (url, seen):
+        result = ftctl_proc("list", env=real_backend(url))
+    assert "the API rejected the key" in one_error_line(result, ExitCode.AUTH)
+    assert len(seen) == 1  # a rejected key is not retried
+
+
+def test_6_not_found_on_the_simulator_and_the_api(ftctl_proc):
+    assert "ft-missing" in one_error_line(ftctl_proc("events", "ft-missing"), ExitCode.NOT_FOUND)
+    with api(404, {"error": {"message": "Fine-tune job not found"}}) as (url, _):
+        result = ftctl_proc("checkpoints", "ft-missing", env=real_backend(url))
+    assert "not found" in one_error_line(result, 6)
+
+
+def test_errors_under_json_carry_the_code(ftctl_proc):
+    result = ftctl_proc("retrieve", "ft-missing", "--json")
+    assert result.exit_code == 6 and result.stdout == ""
+    error = json.loads(result.stderr.splitlines()[-1])["error"]
+    assert (error["code"], error["exit_code"]) == ("not_found", 6) and "ft-missing" in error["message"]
+
+
+def _interrupt(argv: list[str], ready: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Start ftctl, wait until ``ready`` shows on stdout or stderr, send SIGINT (Ctrl-C)."""
+    proc = subprocess.Popen([sys.executable, "-m", "ftctl", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    seen = []
+
+    def pump(stream) -> None:
+        for line in stream:
+            seen.append(line)
+
+    readers = [threading.Thread(target=pump, args=(s,), daemon=True) for s in (proc.stdout, proc.stderr)]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + 60
+    while not any(ready in line for line in seen) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "".join(seen)
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=60)
+    for reader in readers:
+        reader.join(timeout=10)
+    return code, "".join(seen)
+
+
+def test_130_interrupted_long_running_command():
+    code, output = _interrupt(["sim", "serve", "--port", "0"], ready="Ctrl-C to stop")
+    assert code == ExitCode.INTERRUPTED == 130, output
+    assert "Traceback" not in output
+
+
+# -- the table, in one place, everywhere --------------------------------------------------------------
+
+
+def test_help_lists_every_code_on_its_own_line(ftctl_proc):
+    text = ftctl_proc("--help", env={"COLUMNS": "200"}).stdout
+    for code, meaning in EXIT_CODES.items():
+        assert re.search(rf"^\s*{int(code)}\s+{re.escape(meaning)}\s*$", text, re.M), (code, text)
+
+
+def test_readme_table_is_the_contract_table():
+    section = README.read_text().split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\|\s*(\d+)\s*\|\s*(.+?)\s*\|\s*$", section, re.M)
+    assert [(int(c), m.replace("`", "")) for c, m in rows] == [(int(c), m) for c, m in EXIT_CODES.items()]
+
+
+def test_the_table_is_the_contracts():
+    assert [int(c) for c in EXIT_CODES] == [0, 1, 2, 3, 4, 5, 6, 130]
