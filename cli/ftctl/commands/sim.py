@@ -6,16 +6,14 @@ import typer
 
 from ftctl.commands.common import Session, command
 
-SERVE_HELP = """Serve the simulator over HTTP with Together's paths, shapes and errors.
-
-The same simulator and store as --backend sim (FTCTL_HOME, FTCTL_SIM_SPEED). Point a client at it
-with TOGETHER_BASE_URL=URL (or --base-url URL --backend together) and any non-empty
-TOGETHER_API_KEY. Prints the URL on stdout, one line per request on stderr; Ctrl-C or SIGTERM
-stops it after in-flight requests finish.
-
-A request may choose its job's loss curve with the header X-Ftctl-Sim-Scenario: a preset name or
-a scenario as inline JSON.
-"""
+SERVE_HELP = (
+    "Serve the simulator over HTTP with Together's paths, shapes and errors.\n\n"
+    "The same simulator and store as --backend sim (FTCTL_HOME, FTCTL_SIM_SPEED). Point a client at it "
+    "with TOGETHER_BASE_URL=URL (ftctl: --backend together --base-url URL) and any non-empty "
+    "TOGETHER_API_KEY. Prints the URL on stdout and one line per request on stderr; Ctrl-C or SIGTERM "
+    "stops it once in-flight requests finish.\n\n"
+    "A request may choose its job's loss curve with the header X-Ftctl-Sim-Scenario: a preset name, "
+    "or a scenario as inline JSON.")
 
 
 def register(app: typer.Typer) -> None:
