@@ -7,6 +7,7 @@ socket: ftctl's httpx backend, the vendor SDK and CLI, retries and faults.
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import signal
@@ -22,6 +23,9 @@ import httpx
 
 TOKEN = "test-token"  # the served simulator accepts any non-empty bearer token
 START_TIMEOUT = 30.0
+# The worked example (early-stopping.md): 5 epochs of 24 steps, 10 evals, patience 2 -> best step
+# 48 (eval_loss 0.4213), halt at step 72, 48 of 120 steps refunded.
+WORKED = [2.0, 1.5, 1.2, 0.4213, 0.45, 0.47, 0.40, 0.39, 0.38, 0.37]
 
 
 @dataclass
@@ -77,6 +81,18 @@ def served(home: Path, *, speed: str = "inf", args: tuple[str, ...] = ("--faults
                 process.kill()
                 process.wait()
         process.stdout.close()
+
+
+@contextmanager
+def served_worked_example(home: Path) -> Iterator[Served]:
+    """A served simulator at 300 steps/s with faults enabled, every job on the worked example's curve
+    (``server.scenario`` is its file, for the same job on the in-process simulator)."""
+    home.mkdir(parents=True, exist_ok=True)
+    scenario = home / "worked.json"
+    scenario.write_text(json.dumps({"eval_loss": WORKED, "steps_per_epoch": 24}))
+    with served(home, speed="300", args=("--faults", "--scenario", str(scenario))) as server:
+        server.scenario = scenario
+        yield server
 
 
 def _first_line(process: subprocess.Popen, log_path: Path) -> str:

@@ -14,9 +14,8 @@ import uuid
 import httpx
 import pytest
 
-from served import TOKEN, served
+from served import TOKEN, served, served_worked_example
 
-WORKED = [2.0, 1.5, 1.2, 0.4213, 0.45, 0.47, 0.40, 0.39, 0.38, 0.37]
 CREATE = ["create", "-t", "file-train", "-v", "file-val", "-m", "Qwen/Qwen3.5-9B", "--n-epochs", "5",
           "--n-evals", "10", "--early-stopping", "--patience", "2", "--random-seed", "11"]
 KEY = f"tgk-{uuid.uuid4().hex}"  # a fake key that must never show up anywhere
@@ -25,12 +24,7 @@ FAST = {"FTCTL_RETRY_DELAY": "0.01"}  # backoff without Retry-After: 10 ms, 20 m
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """One served simulator for the module: 300 steps/s, every job on the worked example's curve."""
-    home = tmp_path_factory.mktemp("served")
-    scenario = home / "worked.json"
-    scenario.write_text(json.dumps({"eval_loss": WORKED, "steps_per_epoch": 24}))
-    with served(home, speed="300", args=("--faults", "--scenario", str(scenario))) as s:
-        s.scenario = scenario
+    with served_worked_example(tmp_path_factory.mktemp("served")) as s:
         yield s
 
 

@@ -13,18 +13,14 @@ from pathlib import Path
 import pytest
 import together  # a test dependency (the `test` extra): a missing SDK fails here, it is not skipped
 
-from served import served
+from served import served_worked_example
 
-WORKED = [2.0, 1.5, 1.2, 0.4213, 0.45, 0.47, 0.40, 0.39, 0.38, 0.37]
 TERMINAL = {"completed", "error", "user_error", "cancelled"}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("served-sdk")
-    scenario = home / "worked.json"
-    scenario.write_text(json.dumps({"eval_loss": WORKED, "steps_per_epoch": 24}))
-    with served(home, speed="300", args=("--faults", "--scenario", str(scenario))) as s:
+    with served_worked_example(tmp_path_factory.mktemp("served-sdk")) as s:
         yield s
 
 

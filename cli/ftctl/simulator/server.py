@@ -310,7 +310,8 @@ class Front:
             headers = {k: v for k, v in (("Retry-After", fault.retry_after),
                                          ("retry-after-ms", fault.retry_after_ms)) if v is not None}
             response = error_response(status, fault.message or f"simulated fault: HTTP {status}",
-                                      type_="server_error" if status >= 500 else "invalid_request_error",
+                                      type_="server_error" if status >= 500 else
+                                      "rate_limit_error" if status == 429 else "invalid_request_error",
                                       headers=headers)
         elif fault.kind == "html":
             title = fault.message or f"{status} Bad Gateway"
