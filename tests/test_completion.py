@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from ftctl.commands.completers import JOB_ID_COMMANDS, quick_answer
 from ftctl.completion_scripts import FILES, REGENERATE, SHELLS, drift, script
 from ftctl.simulator.scenarios import PRESETS
 
@@ -54,10 +55,12 @@ def tab(capsys, monkeypatch):
                 m.setenv("COMP_CWORD", str(len(words) - 1))
             else:
                 m.setenv("_TYPER_COMPLETE_ARGS", line)
-            with pytest.raises(SystemExit) as exit_:
-                run([])
+            try:
+                code = run([])  # a job id is answered before Typer is loaded
+            except SystemExit as exit_:  # anything else, by Typer
+                code = exit_.code
         out, err = capsys.readouterr()
-        assert exit_.value.code in (0, None) and err == "", err
+        assert code in (0, None) and err == "", err
         if shell == "bash":
             return [(v, "") for v in out.splitlines() if v]
         return _zsh_candidates(out)
@@ -162,6 +165,70 @@ def test_every_command_that_takes_a_job_id_completes_it(ftctl_home, tab):
     assert ID_COMMANDS <= takes_id
     for name in sorted(takes_id):
         assert [v for v, _ in tab(f"ftctl {name} ")] == ["ft-1"], name
+
+
+def _typer_answer(capsys, monkeypatch, env: dict[str, str]) -> tuple[str, int]:
+    """What Typer itself answers for this TAB (the quick path bypassed)."""
+    import typer
+
+    from ftctl.app import app
+
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        for key, value in env.items():
+            m.setenv(key, value)
+        with pytest.raises(SystemExit) as exit_:
+            typer.main.get_command(app).main(args=[], prog_name="ftctl", standalone_mode=False)
+    return capsys.readouterr().out, exit_.value.code or 0
+
+
+def _protocol_env(shell: str, line: str, action: str = "get-args") -> dict[str, str]:
+    env = {"_FTCTL_COMPLETE": f"complete_{shell}"}
+    if shell == "bash":
+        words = line.split(" ")
+        return {**env, "COMP_WORDS": " ".join(words), "COMP_CWORD": str(len(words) - 1)}
+    if shell == "powershell":
+        word = "" if line.endswith(" ") else line.rsplit(" ", 1)[1]
+        return {**env, "_TYPER_COMPLETE_ARGS": line.rstrip(" "), "_TYPER_COMPLETE_WORD_TO_COMPLETE": word}
+    if shell == "fish":
+        env["_TYPER_COMPLETE_FISH_ACTION"] = action
+    return {**env, "_TYPER_COMPLETE_ARGS": line}
+
+
+@pytest.mark.parametrize("shell,action", [("bash", ""), ("zsh", ""), ("fish", "get-args"),
+                                          ("fish", "is-args"), ("powershell", "")])
+def test_the_quick_answer_is_exactly_typers(ftctl_home, capsys, monkeypatch, shell, action):
+    _write_cache(ftctl_home, [
+        {"id": "ft-a1", "status": "running", "model": "org/it's \"quoted\" $x", "created_at": "2026-01-02T03:04:05Z"},
+        {"id": "ft-a2", "status": "completed"}, {"id": "ft-b3"}])
+    lines = [f"ftctl {command} {word}" for command in sorted(JOB_ID_COMMANDS) for word in ("", "ft-a", "zz")]
+    answered = 0
+    for line in lines + ["ftctl retrieve --j", "ftctl retr", "ftctl --backend sim retrieve ", "ftctl list "]:
+        env = _protocol_env(shell, line, action)
+        quick = quick_answer(env)
+        if quick is None:
+            assert line in ("ftctl retrieve --j", "ftctl retr", "ftctl --backend sim retrieve ",
+                            "ftctl list "), line
+            continue
+        answered += 1
+        assert quick == _typer_answer(capsys, monkeypatch, env), (shell, line)
+    assert answered == len(lines)
+
+
+def test_job_id_commands_are_the_commands_whose_argument_is_a_job_id():
+    import typer
+
+    from ftctl.app import app
+    from ftctl.commands.completers import job_ids
+
+    group = typer.main.get_command(app)
+    takes_id = set()
+    for name, cmd in group.commands.items():
+        arguments = [p for p in cmd.params if p.param_type_name == "argument"]
+        if arguments and arguments[0].name == "job_id":
+            assert arguments[0]._custom_shell_complete is not None, name
+            takes_id.add(name)
+    assert takes_id == JOB_ID_COMMANDS
 
 
 def test_cancel_offers_only_jobs_that_have_not_ended(ftctl_home, tab):

@@ -5,6 +5,7 @@ No traceback reaches the user unless ``--debug`` is given (``cli-contract.md``).
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -18,6 +19,13 @@ def run(argv: list[str]) -> int:
 
         sys.stdout.write(f"ftctl {__version__}\n")
         return 0
+    if os.environ.get("_FTCTL_COMPLETE", "").startswith("complete_"):  # a TAB: answer ids without Typer
+        from ftctl.commands.completers import quick_answer
+
+        answer = quick_answer(os.environ)
+        if answer is not None:
+            sys.stdout.write(answer[0])
+            return answer[1]
     debug = "--debug" in argv
     json_errors = any(a == "--json" or a == "--fields" or a.startswith("--fields=") for a in argv)
     color = _option(argv, "--color") or "auto"
