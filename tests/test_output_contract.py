@@ -65,6 +65,8 @@ def _cases(jobs: dict) -> dict[str, tuple[list[str], list[str], list[str], int]]
         "events": (["events", job], ["events", job, "--json"], ["events", "ft-nope"], 6),
         "checkpoints": (["checkpoints", job], ["checkpoints", job, "--json"], ["checkpoints", "ft-nope"], 6),
         "metrics": (["metrics", job], ["metrics", job, "--json"], ["metrics", "ft-nope"], 6),
+        "explain": (["explain", job], ["explain", job, "--json"], ["explain", "ft-nope"], 6),
+        "wait": (["wait", job], ["wait", job, "--json"], ["wait", "ft-nope"], 6),
         "completion": (["completion", "bash"], ["completion", "bash", "--json"], ["completion", "tcsh"], 2),
     }
 

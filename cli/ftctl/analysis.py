@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ftctl import early_stopping as es
+from ftctl.backend import TERMINAL_STATUSES
 
 EVAL_KEY = "eval/loss"
 STEP_KEY = "train/global_step"
@@ -133,28 +134,111 @@ class Analysis:
         return None
 
     @property
-    def disagreements(self) -> list[str]:
-        """Where the replay and the server's fields differ (the server's answer is shown as truth)."""
-        if self.enabled is False or self.server_fired is None:
-            return []
-        found = []
-        if self.server_fired != self.final.stopped:
-            found.append(f"the server says early_stopped={str(self.server_fired).lower()}, the replay says "
-                         f"{str(self.final.stopped).lower()}")
-        server_best = self.job.get("early_stopping_best_step")
-        if isinstance(server_best, int) and self.replay_best_step is not None and server_best != self.replay_best_step:
-            found.append(f"the server's best step is {server_best}, the replay's is {self.replay_best_step}")
-        server_metric = self.job.get("early_stopping_best_metric")
-        if (isinstance(server_metric, (int, float)) and self.final.best_value is not None
-                and server_metric != self.final.best_value):
-            found.append(f"the server's best eval_loss is {server_metric}, the replay's is {self.final.best_value}")
-        return found
+    def ended(self) -> bool:
+        """Has the job reached a terminal status? (A saved history with no status counts as ended.)"""
+        status = self.job.get("status")
+        return status is None or status in TERMINAL_STATUSES
+
+    @property
+    def longest_streak(self) -> int:
+        return max((e.streak or 0 for e in self.evaluations if e.warmup is False), default=0)
+
+    def streak_steps(self) -> list[int]:
+        """Steps of the current (or final) non-improving run after warmup."""
+        return [e.step for e in self.evaluations[self.final.evals - self.final.streak:self.final.evals]]
+
+    # -- cross-check: the replay against the server's verdict ----------------------------------
+
+    def server_verdict(self) -> Verdict | None:
+        """The server's early-stopping fields, when there is a verdict to check against."""
+        if self.enabled is False or self.server_fired is None or not self.ended:
+            return None  # while running, the fields and the history are read at different instants
+        best_step = self.job.get("early_stopping_best_step")
+        metric = self.job.get("early_stopping_best_metric")
+        done = self.job.get("steps_completed")
+        return Verdict(self.server_fired,
+                       done if self.server_fired and isinstance(done, int) else None,
+                       best_step if isinstance(best_step, int) else None,
+                       metric if isinstance(metric, (int, float)) and not isinstance(metric, bool) else None,
+                       has_best_metric="early_stopping_best_metric" in self.job)
+
+    def replay_verdict(self) -> Verdict:
+        return Verdict(self.final.stopped, self.replay_halt_step, self.replay_best_step, self.final.best_value)
+
+    def cross_check(self) -> CrossCheck:
+        server, replayed = self.server_verdict(), self.replay_verdict()
+        return CrossCheck(server, replayed, _differences(server, replayed) if server else ())
+
+    @property
+    def disagreements(self) -> tuple[str, ...]:
+        """The fields where the replay and the server differ (the server's answer is shown as truth)."""
+        return self.cross_check().differences
+
+    # -- what-if -------------------------------------------------------------------------------
+
+    @property
+    def actual_steps(self) -> int | None:
+        """Steps the job ran (None while it is still running)."""
+        if not self.ended:
+            return None
+        done = self.job.get("steps_completed")
+        if isinstance(done, int):
+            return done
+        if self.fired:
+            return self.halt_step
+        if self.total_steps is not None:
+            return self.total_steps
+        return self.evaluations[-1].step if self.evaluations else None
+
+    @property
+    def history_complete(self) -> bool:
+        """Does the history hold every evaluation the job was meant to run?"""
+        n_evals = self.job.get("n_evals")
+        if isinstance(n_evals, int) and n_evals:
+            return len(self.evaluations) >= n_evals
+        return self.ended and not self.fired and self.job.get("status") in (None, "completed")
+
+    def what_if(self, settings: es.Settings) -> WhatIf:
+        """The recorded history replayed under ``settings``, against what really happened."""
+        points = [(e.step, e.eval_loss, e.missing) for e in self.evaluations]
+        evaluations, final = replay(points, settings)
+        last = points[-1][0] if points else None
+
+        def step(i: int | None) -> int | None:
+            return None if i is None else evaluations[i - 1].step
+
+        if final.stopped:
+            conclusive, run = True, step(final.halt_i)
+            best = step(final.best_i) if final.best_i else run
+            promoted = best
+        else:
+            # Without a halt the run goes on to its end, which the history shows only if complete.
+            conclusive = self.history_complete
+            run = (self.total_steps if self.total_steps is not None else last) if conclusive else None
+            best, promoted = step(final.best_i), run
+        actual = self.actual_steps
+        return WhatIf(settings, final.stopped, final.reason if final.stopped else None,
+                      step(final.halt_i) if final.stopped else None, final.halt_i if final.stopped else None,
+                      best, final.best_i, final.best_value, promoted, run, actual,
+                      None if run is None or actual is None else actual - run, conclusive, last,
+                      self.total_steps)
+
+    def sweep(self, settings: Iterable[es.Settings]) -> list[WhatIf]:
+        return [self.what_if(s) for s in settings]
 
     def early_stopping(self) -> dict[str, Any]:
         """The contract's object (``early-stopping.md`` §6.5), plus where the settings came from."""
         halt = self.halt_step
-        streak = [e.step for e in self.evaluations[self.final.evals - self.final.streak:self.final.evals]]
+        streak = self.streak_steps()
         total = self.total_steps
+        check = self.cross_check()
+        extra: dict[str, Any] = {
+            "n_evals": self.job.get("n_evals") if isinstance(self.job.get("n_evals"), int) else None,
+            "job_status": self.job.get("status"),
+            "cross_check": check.to_json(),
+        }
+        if self.enabled is False:  # what the default rule would have done
+            extra["default_rule"] = self.what_if(es.Settings()).to_json()
         return {
             "fired": self.fired,
             "reason": (self.final.reason if self.final.stopped else None) if self.fired else None,
@@ -171,7 +255,8 @@ class Analysis:
             "total_steps": total,
             "enabled": self.enabled,
             "settings_source": self.settings_source,
-            "replay_agrees": not self.disagreements,
+            "replay_agrees": check.agrees,
+            **extra,
         }
 
 
@@ -183,8 +268,8 @@ def analyse(job: dict[str, Any], rows: Iterable[dict[str, Any]], *, sent: dict[s
     enabled: bool | None = None
     if sent is not None and "early_stopping_enabled" in sent:
         enabled = bool(sent["early_stopping_enabled"])
-    elif job.get("early_stopped") is True:
-        enabled = True
+    elif job.get("early_stopped") is True or isinstance(job.get("early_stopping_best_step"), int):
+        enabled = True  # the server tracks a best only for jobs with early stopping on
     if override is not None:
         settings, source = override, GIVEN
     elif sent is not None and enabled:
@@ -211,3 +296,97 @@ def replay(points: list[tuple[int, float, bool]], settings: es.Settings) -> tupl
         out.append(Evaluation(i, step, value, missing, before, state.improved,
                               i <= settings.warmup_evals, state.streak))
     return out, state
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One answer to "did early stopping fire, where, and what was best"."""
+
+    fired: bool
+    halt_step: int | None
+    best_step: int | None
+    best_eval_loss: float | None
+    has_best_metric: bool = True  # False: the server omitted early_stopping_best_metric
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fired": self.fired, "halt_step": self.halt_step, "best_step": self.best_step,
+                "best_eval_loss": self.best_eval_loss}
+
+
+def _differences(server: Verdict, replayed: Verdict) -> tuple[str, ...]:
+    found = []
+    if server.fired != replayed.fired:
+        found.append("fired")
+    elif server.fired and server.halt_step is not None and server.halt_step != replayed.halt_step:
+        found.append("halt_step")
+    if server.best_step is not None and replayed.best_step is not None and server.best_step != replayed.best_step:
+        found.append("best_step")
+    if server.has_best_metric and server.best_eval_loss != replayed.best_eval_loss and not (
+            server.best_eval_loss is None and not server.fired):  # A9: the server may omit it
+        found.append("best_eval_loss")
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class CrossCheck:
+    server: Verdict | None  # None: nothing to check against (not enabled, still running, a raw history)
+    replay: Verdict
+    differences: tuple[str, ...]
+
+    @property
+    def applicable(self) -> bool:
+        return self.server is not None
+
+    @property
+    def agrees(self) -> bool:
+        return not self.differences
+
+    def to_json(self) -> dict[str, Any]:
+        return {"applicable": self.applicable, "agrees": self.agrees if self.applicable else None,
+                "differences": list(self.differences),
+                "server": self.server.to_json() if self.server else None, "replay": self.replay.to_json()}
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """A history replayed under other settings, compared with what happened."""
+
+    settings: es.Settings
+    fired: bool
+    reason: str | None
+    halt_step: int | None
+    halt_eval: int | None
+    best_step: int | None  # for a halt with no finite best: the halt step (§6.3)
+    best_eval: int | None
+    best_eval_loss: float | None
+    promoted_step: int | None  # the best step if it fired, else the last step
+    steps_run: int | None  # None: the history ends before this rule would have decided
+    actual_steps: int | None  # what the job really ran (None: still running)
+    steps_saved: int | None  # actual - would-have-run: > 0 saved, < 0 cost more
+    conclusive: bool
+    history_end_step: int | None
+    total_steps: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"patience": self.settings.patience, "min_delta": self.settings.min_delta,
+                "warmup_evals": self.settings.warmup_evals, "fired": self.fired, "reason": self.reason,
+                "halt_step": self.halt_step, "halt_eval": self.halt_eval, "best_step": self.best_step,
+                "best_eval": self.best_eval, "best_eval_loss": self.best_eval_loss,
+                "promoted_step": self.promoted_step, "steps_run": self.steps_run,
+                "actual_steps": self.actual_steps, "steps_saved": self.steps_saved,
+                "conclusive": self.conclusive, "history_end_step": self.history_end_step,
+                "total_steps": self.total_steps}
+
+
+def check_settings(patience: object, min_delta: object, warmup_evals: object) -> es.Settings:
+    """Settings for a replay, checked with the same rules and wording as at create.
+
+    A replay needs no validation file and its n_evals is the history's, so those two create-time
+    requirements are met here on purpose.
+    """
+    p = es.DEFAULT_PATIENCE if patience is None else patience
+    w = es.DEFAULT_WARMUP_EVALS if warmup_evals is None else warmup_evals
+    es.check_parameters(enabled=True, patience=p, min_delta=min_delta, warmup_evals=w,
+                        validation_file="(history)",
+                        n_evals=(p + w + 1) if isinstance(p, int) and isinstance(w, int) else None)
+    return es.settings_from(p, min_delta, w)  # type: ignore[arg-type]

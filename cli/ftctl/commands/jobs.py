@@ -14,6 +14,18 @@ DATA, TRAINING, LORA, DPO, EARLY, TRACKING, SIM, BEHAVIOUR = (
     "Data and model", "Training", "LoRA", "DPO", "Early stopping", "Weights & Biases", "Simulator",
     "Behaviour")
 
+# --wait, --timeout and --interval: on create and retrieve here, and on `wait` (commands/follow.py).
+WAIT = Annotated[bool, typer.Option("--wait", help="Wait for the job to end, showing its progress; then its chart and "
+                                    "why early stopping fired or not (exit 0 completed, 5 failed or cancelled, "
+                                    "3 on --timeout).", rich_help_panel=BEHAVIOUR)]
+TIMEOUT = Annotated[Optional[str], typer.Option(
+    "--timeout", metavar="DURATION", show_default=False, rich_help_panel=BEHAVIOUR,
+    help="Give up waiting after this long (exit 3; the job keeps running): seconds (90, 0.5) or with a unit "
+         "(30s, 5m, 2h). Default: no limit.")]
+INTERVAL = Annotated[Optional[str], typer.Option(
+    "--interval", metavar="DURATION", show_default=False, rich_help_panel=BEHAVIOUR,
+    help="Time between polls (default: 1s on the simulator, 5s on Together's API).")]
+
 
 def register(app: typer.Typer) -> None:
     command(app, "create", output=("job", "request"), help=CREATE_HELP)(create)
@@ -117,11 +129,17 @@ def create(
                                         rich_help_panel=BEHAVIOUR)] = False,
     dry_run: Annotated[bool, typer.Option(help="Check the request and print the body that would be "
                                           "sent, as JSON; send nothing.", rich_help_panel=BEHAVIOUR)] = False,
+    wait: WAIT = False,
+    timeout: TIMEOUT = None,
+    interval: INTERVAL = None,
 ) -> None:
     import os
 
     from ftctl import jobs
+    from ftctl.commands.follow import check_wait_options
     from ftctl.create_request import CreateOptions
+
+    check_wait_options(wait, timeout, interval)  # before anything is sent
 
     options = CreateOptions(
         training_file=training_file, model=model, from_checkpoint=from_checkpoint,
@@ -150,6 +168,9 @@ def create(
     job = result.job
     if quiet:
         session.term.write(job["id"])
+    elif wait:
+        if not session.json:  # under --json, the one object printed is the job at its end
+            session.term.note(f"Created {job['id']}; waiting for it to end (Ctrl-C stops waiting, not the job).")
     elif session.json:
         session.emit(job)
     else:
@@ -157,11 +178,20 @@ def create(
 
         views.job(session.term, job)
         session.term.note(f"Follow it with: ftctl retrieve {job['id']}   (events, metrics: ftctl metrics {job['id']})")
+    if wait:
+        from ftctl.commands.follow import wait_for
+
+        wait_for(session, job["id"], timeout=timeout, interval=interval, report=not quiet)
 
 
-def retrieve(session: Session, job_id: JOB_ID) -> None:
+def retrieve(session: Session, job_id: JOB_ID, wait: WAIT = False, timeout: TIMEOUT = None,
+             interval: INTERVAL = None) -> None:
     from ftctl import jobs
+    from ftctl.commands.follow import check_wait_options, wait_for
 
+    if check_wait_options(wait, timeout, interval):
+        wait_for(session, job_id, timeout=timeout, interval=interval)
+        return
     job = jobs.retrieve(session.backend, session.local, job_id)
     if session.json:
         session.emit(job)

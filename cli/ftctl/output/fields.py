@@ -29,6 +29,8 @@ KINDS: dict[str, tuple[str, ...]] = {
     "checkpoint": ("step", "path", "created_at", "checkpoint_type", "checkpoint"),
     # `metrics ID --json` (ftctl.jobs.metrics_json)
     "metrics": ("job_id", "evaluations", "early_stopping", "missing_eval_loss_steps"),
+    # `explain ID --json` (ftctl.commands.explain)
+    "explanation": ("job_id", "early_stopping", "what_if"),
     # `metrics ID --raw`: the API's response envelope
     "metrics_response": ("metrics",),
     # `create --dry-run`: the request body (ftctl.create_request.build_body)

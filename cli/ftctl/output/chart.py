@@ -1,0 +1,331 @@
+"""The eval_loss chart: a pure function from points and markers to lines of text.
+
+Readable without colour: every mark is a glyph (colour only repeats it). The best evaluation is a
+star, the halt a cross with a dotted column through it, warmup evaluations are hollow and the
+non-improving streak that ended the run is drawn with ``×``; a band under the x axis sets the
+warmup and the streak apart at any scale, and a legend in words sits under the chart.
+Non-finite values leave a gap in the line and a mark on the top (NaN, +inf) or bottom (-inf) edge.
+More evaluations than columns are drawn per column as a min-max span, so nothing is lost and the
+best and halt markers are always drawn. Costs O(evaluations + width × height).
+
+Off a terminal the size is fixed (``PLAIN_WIDTH`` columns, ``HEIGHT`` rows of plot) so the output
+is stable; on a terminal it follows the terminal's width.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+    from ftctl.analysis import Analysis
+
+HEIGHT = 15  # rows of plot area
+MIN_WIDTH = 30
+
+
+@dataclass(frozen=True)
+class Glyphs:
+    point: str
+    warmup: str
+    streak: str
+    best: str
+    halt: str
+    halt_column: str
+    link: str
+    span: str
+    train: str
+    gap: str
+    warmup_band: str
+    streak_band: str
+    h: str
+    v: str
+    tick_y: str
+    tick_x: str
+    corner: str
+    sep: str  # between the legend's facts
+
+
+UNICODE = Glyphs("●", "○", "×", "★", "✖", "┊", "·", "│", "-", "⊘", "░", "▒", "─", "│", "┤", "┬", "└", " · ")
+ASCII = Glyphs("o", "w", "x", "*", "X", ":", ".", "|", "-", "!", "w", "x", "-", "|", "+", "+", "+", " | ")
+
+STYLES = {"point": "cyan", "warmup": "dim cyan", "streak": "yellow", "best": "bold green",
+          "halt": "bold red", "halt_column": "red", "link": "cyan", "span": "cyan", "train": "dim",
+          "gap": "bold magenta", "warmup_band": "dim", "streak_band": "yellow", "axis": "dim"}
+
+
+@dataclass
+class Chart:
+    """Rows of (character, style) cells; ``lines()`` for plain text, ``text()`` for Rich."""
+
+    cells: list[list[tuple[str, str | None]]] = field(default_factory=list)
+
+    def add(self, text: str, style: str | None = None) -> None:
+        self.cells.append([(c, style) for c in text])
+
+    def lines(self) -> list[str]:
+        return ["".join(c for c, _ in row).rstrip() for row in self.cells]
+
+    def text(self) -> Text:
+        from rich.text import Text
+
+        out = Text()
+        for n, row in enumerate(self.cells):
+            if n:
+                out.append("\n")
+            run, style = "", None
+            for char, cell_style in row:
+                if cell_style != style and run:
+                    out.append(run, style)
+                    run = ""
+                run += char
+                style = cell_style
+            out.append(run.rstrip() if not style else run, style)
+        return out
+
+
+def can_draw_unicode(encoding: str | None) -> bool:
+    try:
+        "".join(UNICODE.__dict__.values()).encode(encoding or "ascii")
+        return True
+    except (LookupError, UnicodeEncodeError):
+        return False
+
+
+def _fmt_value(value: float, decimals: int) -> str:
+    return f"{value:.{decimals}f}"
+
+
+def fmt_loss(value: float | None) -> str:
+    """A loss as the legend shows it: up to 4 decimals, as reported when shorter."""
+    if value is None:
+        return "null"
+    if not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    text = repr(value)
+    return text if len(text) <= 8 else f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.4f}"
+
+
+def nice_ticks(low: float, high: float, count: int) -> list[float]:
+    """Round numbers (1, 2 or 5 × 10^k apart) covering [low, high], about ``count`` of them."""
+    if high <= low or count < 2:
+        return [low]
+    raw = (high - low) / (count - 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(low / step) * step
+    ticks, k = [], 0
+    while first + k * step <= high + step * 1e-9:
+        ticks.append(round(first + k * step, 12))
+        k += 1
+    return ticks
+
+
+def render(steps: Sequence[int], values: Sequence[float], *, best_step: int | None = None,
+           best_value: float | None = None, halt_step: int | None = None,
+           warmup_steps: Iterable[int] = (), streak_steps: Iterable[int] = (),
+           train: Sequence[tuple[int, float]] = (), x_max: int | None = None, width: int = 100,
+           height: int = HEIGHT, unicode: bool = True, legend: Sequence[str] = ()) -> Chart:
+    """Draw eval_loss (and optionally train loss) against step. ``steps`` must be ascending."""
+    g = UNICODE if unicode else ASCII
+    chart = Chart()
+    if not steps:
+        chart.add("(no evaluations yet)")
+        return chart
+    height = max(3, height)
+    finite = [v for v in values if math.isfinite(v)]
+    finite += [v for _, v in train if math.isfinite(v)]
+    if finite:
+        low, high = min(finite), max(finite)
+    else:
+        low, high = 0.0, 1.0
+    if high - low < 1e-12 * max(1.0, abs(high)):
+        pad = max(abs(high) * 0.05, 0.05)
+        low, high = low - pad, high + pad
+    decimals = min(6, max(0, 2 - math.floor(math.log10(high - low))))
+    label_w = max(len(_fmt_value(v, decimals)) for v in (low, high))
+    plot_w = max(MIN_WIDTH, width) - label_w - 2
+    x0, x1 = 0, max(x_max or 0, steps[-1])
+    if x1 <= x0:
+        x1 = x0 + 1
+    x_scale = (plot_w - 1) / (x1 - x0)
+    y_scale = (height - 1) / (high - low)
+
+    def col(step: float) -> int:
+        return min(plot_w - 1, max(0, int((step - x0) * x_scale + 0.5)))
+
+    def row(value: float) -> int:
+        return min(height - 1, max(0, int((high - value) * y_scale + 0.5)))
+
+    grid: list[list[tuple[str, str | None]]] = [[(" ", None)] * plot_w for _ in range(height)]
+
+    def put(r: int, c: int, glyph: str, style: str, *, over: bool = True) -> None:
+        if over or grid[r][c][0] == " ":
+            grid[r][c] = (glyph, STYLES[style])
+
+    # Train loss: the mean per column, under everything else.
+    if train:
+        sums: dict[int, list[float]] = {}
+        for step, value in train:
+            if math.isfinite(value):
+                acc = sums.setdefault(col(step), [0.0, 0])
+                acc[0] += value
+                acc[1] += 1
+        for c, (total, n) in sums.items():
+            put(row(total / n), c, g.train, "train")
+
+    # Evaluations bucketed by column: (min, max, count, last index) of the finite ones.
+    warmup, streak = set(warmup_steps), set(streak_steps)
+    buckets: dict[int, list] = {}
+    gaps: list[tuple[int, float]] = []
+    for i, (step, value) in enumerate(zip(steps, values)):
+        c = col(step)
+        if not math.isfinite(value):
+            gaps.append((c, value))
+            continue
+        b = buckets.get(c)
+        if b is None:
+            buckets[c] = [value, value, 1, i]
+        else:
+            b[0], b[1], b[2], b[3] = min(b[0], value), max(b[1], value), b[2] + 1, i
+    columns = sorted(buckets)
+    # Links between neighbouring columns, interpolated; never across a non-finite value.
+    gap_cols = {c for c, _ in gaps}
+    for a, b in zip(columns, columns[1:]):
+        if b - a < 2 or any(a < c < b for c in gap_cols):
+            continue
+        va, vb = values[buckets[a][3]], values[buckets[b][3]]
+        for c in range(a, b + 1):  # each column covers the line from c - 0.5 to c + 0.5
+            ends = [va + (vb - va) * (min(b, max(a, x)) - a) / (b - a) for x in (c - 0.5, c + 0.5)]
+            for r in range(row(max(ends)), row(min(ends)) + 1):
+                put(r, c, g.link, "link")
+    for c in columns:
+        lo, hi, n, last = buckets[c]
+        if n > 1:
+            for r in range(row(hi), row(lo) + 1):
+                put(r, c, g.span, "span")
+        else:
+            step = steps[last]
+            kind = "streak" if step in streak else "warmup" if step in warmup else "point"
+            put(row(lo), c, getattr(g, kind), kind)
+    for c, value in gaps:
+        put(height - 1 if value < 0 else 0, c, g.gap, "gap")
+    if halt_step is not None:
+        hc = col(halt_step)
+        for r in range(height):
+            put(r, hc, g.halt_column, "halt_column", over=False)
+        k = bisect.bisect_left(steps, halt_step)
+        halt_value = values[k] if k < len(steps) and steps[k] == halt_step else None
+        if halt_value is not None and math.isfinite(halt_value):
+            put(row(halt_value), hc, g.halt, "halt")
+        else:
+            put(height - 1 if halt_value is not None and halt_value < 0 else 0, hc, g.halt, "halt")
+    if best_step is not None and best_value is not None and math.isfinite(best_value):
+        r, c = row(best_value), col(best_step)
+        if grid[r][c][0] == g.halt:  # both in one cell: keep the halt and put the best beside it
+            c = c - 1 if c > 0 else c + 1
+        put(r, c, g.best, "best")
+
+    # Y axis labels at the top, bottom and a few rows between.
+    label_rows = {0, height - 1} | {round(k * (height - 1) / 4) for k in range(1, 4)} if height >= 9 else {0, height - 1}
+    axis = STYLES["axis"]
+    for r in range(height):
+        if r in label_rows:
+            label = _fmt_value(high - r / y_scale, decimals).rjust(label_w)
+            prefix = [(ch, axis) for ch in label] + [(" ", None), (g.tick_y, axis)]
+        else:
+            prefix = [(" ", None)] * (label_w + 1) + [(g.v, axis)]
+        chart.cells.append(prefix + grid[r])
+    # X axis with ticks at round step numbers.
+    ticks = [t for t in nice_ticks(x0, x1, max(2, plot_w // 12)) if t == int(t)]
+    tick_cols = {col(t): int(t) for t in ticks}
+    base = [(" ", None)] * (label_w + 1)
+    chart.cells.append(base + [(g.corner, axis)] + [(g.tick_x if c in tick_cols else g.h, axis)
+                                                      for c in range(plot_w)])
+    # The band that sets warmup and the final streak apart, each evaluation owning the columns
+    # nearest to it.
+    if warmup or streak:
+        eval_cols = [col(s) for s in steps]
+        band: list[tuple[str, str | None]] = [(" ", None)] * plot_w
+        first, last_c = eval_cols[0], eval_cols[-1]
+        for c in range(plot_w):
+            k = bisect.bisect_left(eval_cols, c)
+            if k == len(eval_cols) or (k > 0 and c - eval_cols[k - 1] <= eval_cols[k] - c):
+                k -= 1
+            spacing = max(1, (last_c - first) // max(1, len(steps) - 1))
+            if c < first - spacing // 2 or c > last_c:
+                continue
+            s = steps[k]
+            if s in streak:
+                band[c] = (g.streak_band, STYLES["streak_band"])
+            elif s in warmup:
+                band[c] = (g.warmup_band, STYLES["warmup_band"])
+        chart.cells.append(base + [(" ", None)] + band)
+    labels = [" "] * plot_w
+    for c, t in sorted(tick_cols.items()):
+        text = str(t)
+        at = min(max(0, c - len(text) // 2), plot_w - len(text))  # never past the axis' end
+        if all(ch == " " for ch in labels[max(0, at - 1):at + len(text) + 1]):
+            labels[at:at + len(text)] = list(text)
+    chart.cells.append(base + [(" ", None)] + [(ch, axis) for ch in "".join(labels).rstrip()])
+    for line in legend:
+        chart.add(" " * (label_w + 2) + line)
+    return chart
+
+
+def from_analysis(analysis: Analysis, *, train: Sequence[tuple[int, float]] = (), width: int = 100,
+                  height: int = HEIGHT, unicode: bool = True) -> Chart:
+    """The chart of a job's evaluations with its best and halt markers and a legend in words."""
+    g = UNICODE if unicode else ASCII
+    evaluations = analysis.evaluations
+    steps = [e.step for e in evaluations]
+    values = [e.eval_loss for e in evaluations]
+    best_value = analysis.best_eval_loss
+    best_step = analysis.best_step if best_value is not None else None
+    halt = analysis.halt_step
+    warmup = [e.step for e in evaluations if e.warmup]
+    streak = analysis.streak_steps() if analysis.fired or not analysis.ended else []
+    return render(steps, values, best_step=best_step, best_value=best_value, halt_step=halt,
+                  warmup_steps=warmup, streak_steps=streak, train=train, x_max=analysis.total_steps,
+                  width=width, height=height, unicode=unicode,
+                  legend=legend(analysis, g, train=bool(train), warmup=bool(warmup), streak=bool(streak)))
+
+
+def legend(analysis: Analysis, g: Glyphs = UNICODE, *, train: bool = False, warmup: bool = False,
+           streak: bool = False) -> list[str]:
+    """Two lines: the outcome in words, then what each glyph means."""
+    s = analysis.settings
+    facts = []
+    if analysis.best_eval_loss is not None:
+        facts.append(f"{g.best} best {fmt_loss(analysis.best_eval_loss)} @ step {analysis.best_step}")
+    elif analysis.fired:
+        facts.append("no finite best")
+    if analysis.fired:
+        facts.append(f"{g.halt} halted @ step {analysis.halt_step}")
+    elif analysis.enabled is False:
+        would = analysis.what_if(s)
+        facts.append("early stopping off" + (f" (the default rule would have halted @ step {would.halt_step})"
+                                              if would.fired else ""))
+    elif analysis.ended:
+        facts.append("not stopped early")
+    else:
+        facts.append("running")
+    facts.append(f"patience {s.patience}")
+    if s.min_delta:
+        facts.append(f"min_delta {s.min_delta}")
+    if s.warmup_evals != 1:
+        facts.append(f"warmup {s.warmup_evals}")
+    key = [f"{g.point} eval_loss"]
+    if warmup:
+        key.append(f"{g.warmup}{g.warmup_band} warmup")
+    if streak:
+        key.append(f"{g.streak}{g.streak_band} non-improving streak")
+    if any(not math.isfinite(e.eval_loss) for e in analysis.evaluations):
+        key.append(f"{g.gap} non-finite")
+    if train:
+        key.append(f"{g.train} train loss")
+    return [g.sep.join(facts), "  ".join(key)]

@@ -1,0 +1,110 @@
+"""``metrics ID --plot FILE.png|FILE.svg``: the terminal chart as an image, with the same markers
+(a star at the best step, a cross and a dotted line at the halt, hollow warmup points, ``×`` for
+the streak that ended the run, marks for non-finite values) and the same legend in words.
+
+matplotlib is an optional extra (``pip install 'ftctl[plot]'``), imported only here and only when
+an image is asked for.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from ftctl.errors import FtctlError, InvalidInput
+
+if TYPE_CHECKING:
+    from ftctl.analysis import Analysis
+
+FORMATS = ("png", "svg")
+
+
+class MissingExtra(FtctlError):
+    code = "missing_extra"
+
+
+def check_path(path: str) -> Path:
+    """Refuse an unsupported format before anything is fetched."""
+    target = Path(path)
+    suffix = target.suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise InvalidInput(f"--plot writes PNG or SVG: the file name must end in .png or .svg (got {path!r})")
+    if not target.parent.is_dir():
+        raise InvalidInput(f"--plot {path}: the directory {str(target.parent)!r} does not exist")
+    return target
+
+
+def write(analysis: Analysis, path: str, *, train: Sequence[tuple[int, float]] = (),
+          title: str | None = None) -> Path:
+    target = check_path(path)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: never a window, works without a display
+        matplotlib.rcParams["svg.fonttype"] = "none"  # SVG text stays text: searchable, small
+        matplotlib.rcParams["svg.hashsalt"] = "ftctl"  # stable ids: the same run gives the same file
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MissingExtra("--plot needs matplotlib, which is not installed",
+                           hint="install the extra: pip install 'ftctl[plot]'") from None
+    from ftctl.output.chart import UNICODE, legend
+
+    evaluations = analysis.evaluations
+    steps = [e.step for e in evaluations]
+    values = [e.eval_loss if math.isfinite(e.eval_loss) else math.nan for e in evaluations]
+    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=110)
+    try:
+        if train:
+            ax.plot([s for s, _ in train], [v for _, v in train], color="0.7", linewidth=1, label="train loss")
+        ax.plot(steps, values, color="tab:blue", linewidth=1.6, marker="o" if len(steps) <= 200 else None,
+                markersize=4, label="eval_loss")  # NaN breaks the line: the gap shows
+        warmup = [e for e in evaluations if e.warmup]
+        if warmup:
+            ax.axvspan(0, warmup[-1].step, color="0.92", zorder=0, label="warmup")
+            ax.plot([e.step for e in warmup], [e.eval_loss for e in warmup], "o", markerfacecolor="white",
+                    markeredgecolor="tab:blue", markersize=6)
+        streak = set(analysis.streak_steps()) if analysis.fired or not analysis.ended else set()
+        marked = [e for e in evaluations if e.step in streak and math.isfinite(e.eval_loss)]
+        if marked:
+            ax.plot([e.step for e in marked], [e.eval_loss for e in marked], "x", color="tab:orange",
+                    markersize=8, mew=2, label="non-improving streak")
+        finite = [v for v in values if math.isfinite(v)] or [0.0]
+        top, bottom = max(finite), min(finite)
+        bad = [e for e in evaluations if not math.isfinite(e.eval_loss)]
+        if bad:
+            ax.plot([e.step for e in bad], [bottom if e.eval_loss < 0 else top for e in bad], marker="$!$",
+                    linestyle="none", color="tab:purple", markersize=10, label="non-finite eval_loss")
+        if analysis.best_eval_loss is not None and analysis.best_step is not None:
+            ax.plot([analysis.best_step], [analysis.best_eval_loss], "*", color="tab:green", markersize=16,
+                    zorder=5, label=f"best @ step {analysis.best_step}")
+        halt = analysis.halt_step
+        if halt is not None:
+            ax.axvline(halt, color="tab:red", linestyle=":", linewidth=1.4)
+            if analysis.total_steps and analysis.total_steps > halt:
+                ax.axvspan(halt, analysis.total_steps, color="tab:red", alpha=0.06, zorder=0,
+                           label=f"not run: {analysis.total_steps - halt} steps refunded")
+            at = analysis.eval_at(halt)
+            y = evaluations[at - 1].eval_loss if at else math.nan
+            ax.plot([halt], [y if math.isfinite(y) else top], "X", color="tab:red", markersize=11, zorder=6,
+                    label=f"halted @ step {halt}")
+        if analysis.total_steps:
+            ax.set_xlim(0, max(analysis.total_steps, steps[-1] if steps else 0))
+        ax.set_xlabel("step")
+        ax.set_ylabel("eval_loss")
+        ax.grid(True, color="0.9")
+        ax.legend(loc="upper right", fontsize=8)
+        if title:
+            ax.set_title(title, fontsize=10)
+        words = legend(analysis, UNICODE)[0]
+        fig.text(0.01, 0.01, words.replace(UNICODE.best + " ", "").replace(UNICODE.halt + " ", ""), fontsize=9)
+        fig.subplots_adjust(bottom=0.2)
+        fig.savefig(target, format=target.suffix.lower().lstrip("."), metadata=_metadata(target))
+    finally:
+        plt.close(fig)
+    return target
+
+
+def _metadata(target: Path) -> dict[str, str | None]:
+    # Reproducible files: no creation date (matplotlib would stamp one into SVG and PNG).
+    return {"Date": None} if target.suffix.lower() == ".svg" else {"Software": "ftctl"}
