@@ -285,6 +285,11 @@ def test_tab_is_offline_and_cheap_even_with_the_real_backend(ftctl_home, tmp_pat
     assert _zsh_candidates(out) == [("ft-remote", "running · m")]
     heavy = {"httpx", "sqlite3", "pydantic", "rich", "ftctl.simulator.store", "ftctl.together"}
     assert not heavy & modules, heavy & modules
+    assert "typer" not in modules  # a job id is answered before Typer loads
+    # values with descriptions answered by Typer: its Rich rendering of descriptions is replaced
+    out, modules = _tab_in_a_process("ftctl list --fields stat", env)
+    assert _zsh_candidates(out) == [("status", "job field")]
+    assert not heavy & modules, heavy & modules
     assert not (ftctl_home / "simulator.db").exists()
 
 
