@@ -65,9 +65,10 @@ def real_backend(url: str, **extra: str) -> dict[str, str]:
     return {"TOGETHER_API_KEY": KEY, "TOGETHER_BASE_URL": url, "FTCTL_RETRY_DELAY": "0", **extra}
 
 
-def one_error_line(result, code: int) -> str:
+def one_error_line(result, code: int, *, data: bool = False) -> str:
+    """The last stderr line, an error; stdout empty unless the command still has ``data`` to show."""
     assert result.exit_code == code, (result.exit_code, result.stderr)
-    assert result.stdout == ""
+    assert bool(result.stdout) is data, result.stdout
     assert "Traceback" not in result.stderr and KEY not in result.stderr
     lines = result.stderr.splitlines()
     assert lines[-1].startswith("Error: "), result.stderr
@@ -104,6 +105,46 @@ def test_2_invalid_usage_or_input_sends_nothing(ftctl_proc, argv, message):
         result = ftctl_proc(*argv, env=real_backend(url))
     assert message in one_error_line(result, ExitCode.USAGE)
     assert seen == []
+
+
+def _create(ftctl_proc, *args: str, speed: str = "inf") -> str:
+    result = ftctl_proc("create", "-t", "file-train", "-v", "file-val", "-m", "m", "--n-evals", "4", *args, "-q",
+                        env={"FTCTL_SIM_SPEED": speed})
+    assert result.exit_code == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _status(ftctl_proc, job_id: str) -> str:
+    return json.loads(ftctl_proc("retrieve", job_id, "--json").stdout)["status"]
+
+
+def test_3_wait_timed_out_and_the_job_keeps_running(ftctl_proc):
+    job_id = _create(ftctl_proc, speed="0.001")
+    result = ftctl_proc("wait", job_id, "--timeout", "0.5", "--interval", "0.1")
+    line = one_error_line(result, ExitCode.TIMEOUT)
+    assert "timed out" in line and job_id in line
+    assert _status(ftctl_proc, job_id) in ("pending", "queued", "running")
+
+
+@pytest.mark.parametrize("how", ["already failed", "fails while waited on", "cancelled", "create --wait"])
+def test_5_the_job_ended_unsuccessfully(ftctl_proc, how):
+    if how == "already failed":  # gh#3962: a job that had already failed once exited 0
+        result = ftctl_proc("wait", _create(ftctl_proc, "--sim-scenario", "error"))
+    elif how == "fails while waited on":
+        job_id = _create(ftctl_proc, "--sim-scenario", "error", speed="5")  # fails ~3 s from now
+        assert _status(ftctl_proc, job_id) != "error"
+        result = ftctl_proc("wait", job_id, "--interval", "0.1")
+    elif how == "cancelled":
+        job_id = _create(ftctl_proc, speed="2")  # the cancellation takes half a second
+        assert ftctl_proc("cancel", job_id, "--yes").exit_code == 0
+        result = ftctl_proc("wait", job_id, "--interval", "0.1")
+    else:
+        result = ftctl_proc("create", "-t", "f", "-v", "v", "-m", "m", "--n-evals", "4", "--sim-scenario",
+                            "error", "--wait", "-q")
+        assert result.exit_code == 5 and re.fullmatch(r"ft-[0-9a-f-]+\n", result.stdout), result
+        return
+    line = one_error_line(result, ExitCode.JOB_FAILED, data=True)  # wait still shows how the job went
+    assert ("cancelled" if how == "cancelled" else "error") in line
 
 
 @pytest.mark.parametrize("how", ["no key", "key rejected"])
@@ -160,6 +201,14 @@ def test_130_interrupted_long_running_command():
     code, output = _interrupt(["sim", "serve", "--port", "0"], ready="Ctrl-C to stop")
     assert code == ExitCode.INTERRUPTED == 130, output
     assert "Traceback" not in output
+
+
+def test_130_interrupted_wait_does_not_cancel_the_job(ftctl_proc):
+    job_id = _create(ftctl_proc, speed="0.001")
+    code, output = _interrupt(["wait", job_id, "--interval", "0.1"], ready=job_id)
+    assert code == 130, output
+    assert "Traceback" not in output and "not cancelled" in output
+    assert _status(ftctl_proc, job_id) in ("pending", "queued", "running")
 
 
 # -- the table, in one place, everywhere --------------------------------------------------------------

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Fine-tune with early stopping from CI: create a job, wait for it with a time limit, branch on
+# ftctl's exit code, and read the best step from the job's JSON.
+#
+#   TRAINING_FILE=file-... VALIDATION_FILE=file-... MODEL=... examples/ci.sh
+#
+# With TOGETHER_API_KEY set it uses Together's API; without it, ftctl's built-in simulator
+# (SIM_SCENARIO picks the simulated loss curve: plateau, improving, nan, diverging, noisy, error).
+#
+# Prints key=value lines on stdout (job, status, early_stopped, best_step, best_eval_loss, model)
+# and appends them to $GITHUB_OUTPUT when GitHub Actions provides it. Exits with ftctl's code:
+# 0 completed, 3 timed out (the job keeps running), 5 the job failed or was cancelled, other
+# codes as in `ftctl --help`. Needs bash, ftctl, and jq or python3.
+set -euo pipefail
+
+FTCTL=${FTCTL:-ftctl}
+MODEL=${MODEL:-Qwen/Qwen3.5-9B}
+TRAINING_FILE=${TRAINING_FILE:-file-train}
+VALIDATION_FILE=${VALIDATION_FILE:-file-val}
+WAIT_TIMEOUT=${WAIT_TIMEOUT:-2h}
+
+# field NAME: print one top-level field of the JSON object on stdin ("" when null or missing).
+field() {
+    if command -v jq >/dev/null 2>&1; then
+        jq -r --arg name "$1" 'if .[$name] == null then "" else .[$name] end'
+    else
+        python3 -c 'import json, sys
+value = json.load(sys.stdin).get(sys.argv[1])
+print("" if value is None else value if isinstance(value, str) else json.dumps(value))' "$1"
+    fi
+}
+
+say() { echo "ci.sh: $*" >&2; }
+
+create=(create --training-file "$TRAINING_FILE" --validation-file "$VALIDATION_FILE" --model "$MODEL"
+        --n-epochs 5 --n-evals 10 --early-stopping --patience 2 --min-delta 0.001 --quiet)
+if [[ -z "${TOGETHER_API_KEY:-}" && -n "${SIM_SCENARIO:-}" ]]; then
+    create+=(--sim-scenario "$SIM_SCENARIO")
+fi
+
+# A bad request is exit 2 here, with nothing created; `set -e` stops the script with that code.
+job=$("$FTCTL" "${create[@]}")
+say "created $job; waiting up to $WAIT_TIMEOUT (progress on stderr)"
+
+# wait prints the job as JSON on stdout when it ends, and also when it times out.
+code=0
+result=$("$FTCTL" wait "$job" --timeout "$WAIT_TIMEOUT" --json) || code=$?
+case $code in
+    0) ;;
+    3)
+        say "timed out after $WAIT_TIMEOUT; $job is still $(field status <<<"$result") and keeps running"
+        say "resume with: ftctl wait $job    cancel with: ftctl cancel $job --yes"
+        exit 3 ;;
+    5)
+        say "$job ended as $(field status <<<"$result"); its last events:"
+        "$FTCTL" events "$job" >&2 || true
+        exit 5 ;;
+    *)
+        say "ftctl wait failed with exit code $code (see ftctl --help)"
+        exit "$code" ;;
+esac
+
+status=$(field status <<<"$result")
+early_stopped=$(field early_stopped <<<"$result")
+best_step=$(field early_stopping_best_step <<<"$result")
+best_eval_loss=$(field early_stopping_best_metric <<<"$result")
+model=$(field model_output_name <<<"$result")
+
+if [[ "$early_stopped" == "true" ]]; then
+    say "early stopping fired: the checkpoint of step $best_step (eval_loss $best_eval_loss) is the model"
+else
+    say "ran to the end without stopping early"
+fi
+
+outputs="job=$job
+status=$status
+early_stopped=$early_stopped
+best_step=$best_step
+best_eval_loss=$best_eval_loss
+model=$model"
+echo "$outputs"
+if [[ -n "${GITHUB_OUTPUT:-}" ]]; then
+    echo "$outputs" >>"$GITHUB_OUTPUT"
+fi
