@@ -53,6 +53,13 @@ class Served:
     def log(self) -> str:
         return self.log_path.read_text()
 
+    def logged(self, text: str, timeout: float = 10) -> str:
+        """The log once it has ``text`` (a request's line is written just after its response)."""
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.log()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return log
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)

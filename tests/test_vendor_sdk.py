@@ -50,7 +50,7 @@ def test_sdk_creates_an_early_stopping_job_and_reads_its_outcome(client, server)
     job = create(client)
     assert job.id.startswith("ft-") and job.status in ("pending", "queued", "running")
     # the SDK's create asks for the model's limits and a price estimate first
-    log = server.log()
+    log = server.logged("POST /v1/fine-tunes 200")
     assert "GET /v1/fine-tunes/models/limits?model_name=Qwen%2FQwen3.5-9B 200" in log
     assert "POST /v1/fine-tunes/estimate-price 200" in log
 
