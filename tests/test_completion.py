@@ -349,6 +349,8 @@ def test_static_values_complete(tab):
     assert [v for v, _ in tab("ftctl create --sim-scenario ")] == list(PRESETS)
     assert dict(tab("ftctl create --sim-scenario pl")) == {"plateau": PRESETS["plateau"][1]}
     assert tab("ftctl create --sim-scenario ./my") == []  # the shell falls back to file names
+    assert [v for v, _ in tab("ftctl sim serve --scenario ")] == list(PRESETS)
+    assert [v for v, _ in tab("ftctl sim serve --fields ")] == ["url", "home", "speed", "faults"]
     assert [v for v, _ in tab("ftctl list --color ")] == ["auto", "always", "never"]
     assert [v for v, _ in tab("ftctl --backend ")] == ["sim", "together"]
     assert [v for v, _ in tab("ftctl completion ")] == list(SHELLS)

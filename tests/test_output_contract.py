@@ -149,10 +149,18 @@ def test_a_server_prints_its_url_and_nothing_else(as_json):
     assert stdout.count("\n") == 1, stdout
     url = strict_json(stdout)["url"] if as_json else stdout.strip()
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url), stdout
+    if as_json:
+        assert set(strict_json(stdout)) == set(KINDS["server"])
     failing = piped("sim", "serve", "--port", "70000", *(["--json"] if as_json else []))
     assert failing.returncode == 2 and failing.stdout == ""
     last = failing.stderr.splitlines()[-1]
     assert strict_json(last)["error"]["exit_code"] == 2 if as_json else last.startswith("Error: ")
+
+
+def test_a_server_checks_fields_before_it_listens():
+    result = piped("sim", "serve", "--port", "0", "--fields", "adress")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "unknown field 'adress' for --fields; valid fields: faults, home, speed, url" in result.stderr
 
 
 def test_non_finite_numbers_are_strings_in_json(ftctl, jobs):

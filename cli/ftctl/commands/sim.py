@@ -4,6 +4,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ftctl.commands import completers
 from ftctl.commands.common import Session, command
 
 SERVE_HELP = (
@@ -18,7 +19,7 @@ SERVE_HELP = (
 
 def register(app: typer.Typer) -> None:
     group = typer.Typer(name="sim", help="The simulator: serve it over HTTP.", no_args_is_help=True)
-    command(group, "serve", help=SERVE_HELP)(serve)
+    command(group, "serve", output="server", help=SERVE_HELP)(serve)
     app.add_typer(group)
 
 
@@ -29,7 +30,8 @@ def serve(
     port: Annotated[int, typer.Option(help="Port; 0 picks a free one (printed).", min=0, max=65535)] = 8765,
     scenario: Annotated[Optional[str], typer.Option(
         metavar="NAME|FILE", help="Loss curve for every job created through the server (a preset or a "
-        "scenario file), unless a request names its own.", show_default=False)] = None,
+        "scenario file), unless a request names its own.", show_default=False,
+        autocompletion=completers.scenarios)] = None,
     faults: Annotated[bool, typer.Option(
         "--faults", help="Enable /_sim/faults to make the next requests fail (429, 500, slow, malformed "
         "JSON, truncated, HTML, empty), for testing clients.")] = False,

@@ -43,6 +43,8 @@ KINDS: dict[str, tuple[str, ...]] = {
         "wandb_project_name", "wandb_name", "wandb_entity"),
     # `completion SHELL --json`
     "completion": ("shell", "script"),
+    # `sim serve --json`: where the server listens
+    "server": ("url", "home", "speed", "faults"),
 }
 
 
