@@ -47,7 +47,7 @@ def api(ftctl, srv):
 
 
 def follow(api, job_id: str, timeout: float = 30) -> dict:
-    """Poll ``retrieve`` until the job ends, as a script without ``wait`` would."""
+    """Poll ``retrieve`` until the job ends (``wait`` is proven once, in the first test)."""
     deadline = time.monotonic() + timeout
     while True:
         job = api("retrieve", job_id, "--json").json()
@@ -67,7 +67,10 @@ def test_an_early_stopping_job_over_http_matches_the_in_process_simulator(api, f
     created = api(*CREATE, "--json")
     assert created.exit_code == 0, created.stderr
     job_id = created.json()["id"]
-    served_job = follow(api, job_id)
+    waited = api("wait", job_id, "--interval", "0.1", "--timeout", "60", "--json")
+    assert waited.exit_code == 0, waited.stderr
+    assert waited.json()["status"] == "completed"
+    served_job = api("retrieve", job_id, "--json").json()
     assert (served_job["status"], served_job["early_stopped"], served_job["early_stopping_best_step"],
             served_job["early_stopping_best_metric"], served_job["steps_completed"]) == (
         "completed", True, 48, 0.4213, 72)
@@ -107,7 +110,8 @@ def test_the_job_list_and_cancel_over_http(api):
     cancelled = api("cancel", job_id, "--yes", "--json")
     assert cancelled.exit_code == 0, cancelled.stderr
     assert cancelled.json()["status"] in ("cancel_requested", "cancelled")
-    assert follow(api, job_id)["status"] == "cancelled"
+    waited = api("wait", job_id, "--interval", "0.1", "--timeout", "60", "--json")
+    assert waited.exit_code == 5 and waited.json()["status"] == "cancelled"
 
 
 def test_metrics_filters_reach_the_server(api, srv):
