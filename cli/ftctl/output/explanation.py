@@ -292,10 +292,12 @@ def _against(w: WhatIf) -> str:
     if w.steps_saved is None or w.actual_steps is None:
         return ""
     total = f" of {w.total_steps}" if w.total_steps is not None else ""
-    if w.steps_saved > 0:
+    if w.steps_saved > 0 and w.actual_steps == w.total_steps:
         return f", saving {w.steps_saved}{total} steps"
+    if w.steps_saved > 0:
+        return f", {w.steps_saved} steps fewer than the actual run ({w.actual_steps}{total})"
     if w.steps_saved < 0:
-        return f", costing {-w.steps_saved} more steps than the actual run ({w.actual_steps}{total})"
+        return f", {-w.steps_saved} steps more than the actual run ({w.actual_steps}{total})"
     return f", the same {w.actual_steps} steps as the actual run"
 
 
