@@ -48,14 +48,15 @@ class Glyphs:
     tick_x: str
     corner: str
     sep: str  # between the legend's facts
+    not_run: str
 
 
-UNICODE = Glyphs("●", "○", "×", "★", "✖", "┊", "·", "│", "-", "⊘", "░", "▒", "─", "│", "┤", "┬", "└", " · ")
-ASCII = Glyphs("o", "w", "x", "*", "X", ":", ".", "|", "-", "!", "w", "x", "-", "|", "+", "+", "+", " | ")
+UNICODE = Glyphs("●", "○", "×", "★", "✖", "┊", "·", "│", "-", "⊘", "░", "▒", "─", "│", "┤", "┬", "└", " · ", "╌")
+ASCII = Glyphs("o", "w", "x", "*", "X", ":", ".", "|", "-", "!", "w", "x", "-", "|", "+", "+", "+", " | ", "-")
 
 STYLES = {"point": "cyan", "warmup": "dim cyan", "streak": "yellow", "best": "bold green",
           "halt": "bold red", "halt_column": "red", "link": "cyan", "span": "cyan", "train": "dim",
-          "gap": "bold magenta", "warmup_band": "dim", "streak_band": "yellow", "axis": "dim"}
+          "gap": "bold magenta", "warmup_band": "dim", "streak_band": "yellow", "axis": "dim", "not_run": "red"}
 
 
 @dataclass
@@ -247,10 +248,20 @@ def render(steps: Sequence[int], values: Sequence[float], *, best_step: int | No
     chart.cells.append(base + [(g.corner, axis)] + [(g.tick_x if c in tick_cols else g.h, axis)
                                                       for c in range(plot_w)])
     # The band that sets warmup and the final streak apart, each evaluation owning the columns
-    # nearest to it.
-    if warmup or streak:
+    # nearest to it; after an early halt, the steps that were not run.
+    not_run = halt_step is not None and x_max is not None and x_max > halt_step and col(halt_step) < plot_w - 1
+    if warmup or streak or not_run:
         eval_cols = [col(s) for s in steps]
         band: list[tuple[str, str | None]] = [(" ", None)] * plot_w
+        if not_run:
+            start = col(halt_step) + 1
+            label = f" not run: {x_max - halt_step} steps refunded "
+            fill = [g.not_run] * (plot_w - start)
+            if len(label) + 2 <= len(fill):
+                at = (len(fill) - len(label)) // 2
+                fill[at:at + len(label)] = list(label)
+            for c, ch in enumerate(fill, start):
+                band[c] = (ch, STYLES["not_run"])
         first, last_c = eval_cols[0], eval_cols[-1]
         for c in range(plot_w):
             k = bisect.bisect_left(eval_cols, c)
@@ -260,6 +271,8 @@ def render(steps: Sequence[int], values: Sequence[float], *, best_step: int | No
             if c < first - spacing // 2 or c > last_c:
                 continue
             s = steps[k]
+            if band[c][0] != " ":
+                continue
             if s in streak:
                 band[c] = (g.streak_band, STYLES["streak_band"])
             elif s in warmup:

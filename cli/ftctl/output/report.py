@@ -51,21 +51,19 @@ def show(term: Terminal, analysis: Analysis, *, job: dict[str, Any] | None = Non
          explain: bool = True) -> None:
     from ftctl.output import views
 
+    sections = []
     if job is not None:
-        views.job(term, job)
-        _gap(term)
+        sections.append(lambda: views.job(term, job))
     if chart:
-        show_chart(term, analysis, train=train)
-        _gap(term)
+        sections.append(lambda: show_chart(term, analysis, train=train))
     if table and analysis.evaluations:
-        views.evaluations(term, _table_subset(term, analysis) if term.is_tty else analysis)
-        _gap(term)
+        sections.append(lambda: views.evaluations(term, _table_subset(term, analysis) if term.is_tty else analysis))
     if explain:
-        explanation.write(term, explanation.explain(analysis, unicode=unicode_ok(term)))
-
-
-def _gap(term: Terminal) -> None:
-    term.write("")
+        sections.append(lambda: explanation.write(term, explanation.explain(analysis, unicode=unicode_ok(term))))
+    for n, section in enumerate(sections):
+        if n:
+            term.write("")  # one blank line between sections
+        section()
 
 
 def _table_subset(term: Terminal, analysis: Analysis) -> Any:
