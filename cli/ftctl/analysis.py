@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from ftctl import early_stopping as es
 from ftctl.backend import TERMINAL_STATUSES
@@ -21,9 +21,9 @@ STEP_KEY = "train/global_step"
 RECORDED, ASSUMED, GIVEN = "recorded", "assumed_defaults", "given"
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """One evaluation and what the rule made of it (fields after the halt are None)."""
+class Evaluation(NamedTuple):
+    """One evaluation and what the rule made of it (fields after the halt are None). A tuple:
+    a history can hold 100,000 of them."""
 
     eval: int
     step: int

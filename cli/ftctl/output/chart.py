@@ -183,16 +183,23 @@ def render(steps: Sequence[int], values: Sequence[float], *, best_step: int | No
     warmup, streak = set(warmup_steps), set(streak_steps)
     buckets: dict[int, list] = {}
     gaps: list[tuple[int, float]] = []
-    for i, (step, value) in enumerate(zip(steps, values)):
-        c = col(step)
-        if not math.isfinite(value):
+    isfinite, last_col = math.isfinite, plot_w - 1
+    for i, (step, value) in enumerate(zip(steps, values)):  # the hot loop: one pass, nothing called
+        c = int((step - x0) * x_scale + 0.5)
+        c = 0 if c < 0 else last_col if c > last_col else c
+        if not isfinite(value):
             gaps.append((c, value))
             continue
         b = buckets.get(c)
         if b is None:
             buckets[c] = [value, value, 1, i]
         else:
-            b[0], b[1], b[2], b[3] = min(b[0], value), max(b[1], value), b[2] + 1, i
+            if value < b[0]:
+                b[0] = value
+            elif value > b[1]:
+                b[1] = value
+            b[2] += 1
+            b[3] = i
     columns = sorted(buckets)
     # Links between neighbouring columns, interpolated; never across a non-finite value.
     gap_cols = {c for c, _ in gaps}
