@@ -289,6 +289,21 @@ def test_colour_switches_on_a_terminal_layout(ftctl, jobs, env, coloured):
     assert jobs["id"] in result.stdout  # the full id, on a wide terminal
 
 
+@pytest.mark.parametrize("width", [50, 80, 200])
+def test_terminal_tables_fold_rather_than_cut_and_show_api_text_as_is(ftctl, width):
+    model = "org/model[bold]x[/]"  # Rich markup in the API's data stays text
+    job_id = ftctl("create", "-t", "f", "-m", model, "-q").stdout.strip()
+    result = ftctl("list", env={"FTCTL_FORCE_TTY": str(width), "NO_COLOR": "1"})
+    lines = result.stdout.splitlines()
+    assert "…" not in result.stdout and ANSI not in result.stdout
+    header = next(i for i, line in enumerate(lines) if line.startswith("ID "))
+    start = lines[header].index("STATUS")
+    first_column = "".join(line[:start].strip() for line in lines[header + 1:])
+    assert first_column == job_id
+    if width == 200:
+        assert model in result.stdout
+
+
 def test_color_flag_rejects_other_values(ftctl):
     result = ftctl("list", "--color", "sometimes")
     assert result.exit_code == 2

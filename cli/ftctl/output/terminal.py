@@ -88,7 +88,8 @@ class Terminal:
                 if self.color else None
             self._console = Console(file=self.out, force_terminal=self.is_tty, width=self.width,
                                     no_color=not self.color, color_system=system,
-                                    highlight=False, emoji=False, soft_wrap=not self.is_tty)
+                                    highlight=False, emoji=False, soft_wrap=not self.is_tty,
+                                    markup=False)  # API text is data: "[x]" in a model name stays as is
         return self._console
 
     def show(self, renderable: Any) -> None:

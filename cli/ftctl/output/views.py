@@ -101,6 +101,12 @@ def _progress(data: dict[str, Any]) -> str:
     return text
 
 
+def _ids_fit(term: Terminal, ids: list[str]) -> bool:
+    """Keep ids on one line (the other columns fold first) when the terminal leaves the others
+    some room; on a very narrow one, ids fold too rather than being cut."""
+    return max(map(len, ids), default=0) + 40 <= term.width
+
+
 def job_list(term: Terminal, jobs: list[dict[str, Any]]) -> None:
     if not term.is_tty:
         term.rows([[j.get("id"), j.get("status"), j.get("model"), j.get("steps_completed"),
@@ -110,10 +116,11 @@ def job_list(term: Terminal, jobs: list[dict[str, Any]]) -> None:
         term.note("No fine-tuning jobs yet. Start one with: ftctl create --help")
         return
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     for name in ("ID", "STATUS", "MODEL", "STEPS", "EARLY STOP", "CREATED"):
-        table.add_column(name, no_wrap=name in ("ID", "STATUS"), overflow="fold")
+        table.add_column(name, overflow="fold", no_wrap=name == "ID" and _ids_fit(term, [str(j.get("id")) for j in jobs]))
     for j in jobs:
         status = str(j.get("status", ""))
         steps = f"{j.get('steps_completed', '?')}/{j.get('total_steps', '?')}" if "total_steps" in j else ""
@@ -121,7 +128,7 @@ def job_list(term: Terminal, jobs: list[dict[str, Any]]) -> None:
             es = f"halted · best @ {j.get('early_stopping_best_step')}"
         else:
             es = ""
-        table.add_row(str(j.get("id")), f"[{_status_style(status) or 'default'}]{status}[/]",
+        table.add_row(str(j.get("id")), Text(status, _status_style(status)),
                       str(j.get("model") or ""), steps, es, str(j.get("created_at") or ""))
     term.show(table)
 
@@ -132,15 +139,16 @@ def events(term: Terminal, rows: list[dict[str, Any]]) -> None:
                    for e in rows])
         return
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     for name in ("TIME", "TYPE", "STEP", "MESSAGE"):
-        table.add_column(name, no_wrap=name != "MESSAGE", overflow="fold")
+        table.add_column(name, overflow="fold")
     for e in rows:
         kind = str(e.get("type") or "")
         style = "bold cyan" if kind.lower() in ("early_stopped", "refund") else (
             "red" if str(e.get("level") or "").lower() == "error" else "")
-        table.add_row(str(e.get("created_at") or ""), f"[{style or 'default'}]{kind}[/]",
+        table.add_row(str(e.get("created_at") or ""), Text(kind, style),
                       "" if e.get("step") is None else str(e["step"]), str(e.get("message") or ""))
     term.show(table)
 
@@ -155,8 +163,9 @@ def checkpoints(term: Terminal, rows: list[dict[str, Any]], job_id: str) -> None
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
+    whole = _ids_fit(term, [f"{job_id}:{c.get('step')}" for c in rows])
     for name in ("DOWNLOAD ID", "STEP", "TYPE", "CREATED"):
-        table.add_column(name, no_wrap=True)
+        table.add_column(name, overflow="fold", no_wrap=name == "DOWNLOAD ID" and whole)
     for c in rows:
         final = "intermediate" not in str(c.get("checkpoint_type") or "").lower()
         table.add_row(job_id if final else f"{job_id}:{c.get('step')}", str(c.get("step")),
@@ -187,7 +196,7 @@ def evaluations(term: Terminal, analysis: Analysis) -> None:
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     for name in ("EVAL", "STEP", "EVAL_LOSS", "Δ VS BEST", "IMPROVED", "STREAK"):
-        table.add_column(name, justify="right" if name != "IMPROVED" else "left", no_wrap=True)
+        table.add_column(name, justify="right" if name != "IMPROVED" else "left", overflow="fold")
     best_step = analysis.best_step
     for row, e in zip(rows, analysis.evaluations):
         style = "bold green" if e.step == best_step else ("bold red" if e.step == analysis.halt_step else "")
