@@ -119,8 +119,9 @@ def job_list(term: Terminal, jobs: list[dict[str, Any]]) -> None:
     from rich.text import Text
 
     table = Table(box=None, header_style="bold", pad_edge=False)
+    whole = _ids_fit(term, [str(j.get("id")) for j in jobs])
     for name in ("ID", "STATUS", "MODEL", "STEPS", "EARLY STOP", "CREATED"):
-        table.add_column(name, overflow="fold", no_wrap=name == "ID" and _ids_fit(term, [str(j.get("id")) for j in jobs]))
+        table.add_column(name, overflow="fold", no_wrap=name == "ID" and whole)
     for j in jobs:
         status = str(j.get("status", ""))
         steps = f"{j.get('steps_completed', '?')}/{j.get('total_steps', '?')}" if "total_steps" in j else ""
