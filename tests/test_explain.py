@@ -9,7 +9,6 @@ import math
 import pytest
 
 from ftctl.analysis import analyse
-from ftctl.local_state import LocalState
 from ftctl.output.explanation import explain, paragraphs
 
 BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", "Qwen/Qwen3.5-9B"]
