@@ -202,3 +202,16 @@ def test_on_a_terminal_the_chart_follows_its_width_with_or_without_colour(ftctl,
     assert len(axis.rstrip()) <= 72
     # the glyphs carry the meaning, colour only repeats it
     assert "★" in plain and "✖" in plain and "best 0.4213 @ step 48 · ✖ halted @ step 72" in plain
+
+
+def test_a_long_history_on_a_terminal_keeps_the_rows_that_matter(ftctl, scenario_file):
+    losses = [2.0 - i / 100 for i in range(60)] + [1.5] * 2  # best at eval 60, then two worse ones
+    job_id = ftctl(*BASE, "--n-evals", str(len(losses)), "--early-stopping", "--sim-scenario",
+                   scenario_file(losses, steps_per_epoch=len(losses)), "-q").stdout.strip()
+    tty = ftctl("metrics", job_id, "--color", "never", env={"FTCTL_FORCE_TTY": "100"})
+    assert "The table shows 11 of 62 evaluations" in tty.stderr
+    table = [line.split() for line in tty.stdout.splitlines() if re.fullmatch(r"\s*\d+\s+\d+\s+\S+.*", line)]
+    # the first five, the last five, and those around the best (60) and the halt (62)
+    assert [int(row[0]) for row in table] == [1, 2, 3, 4, 5, 57, 58, 59, 60, 61, 62]
+    piped = ftctl("metrics", job_id)  # off a terminal every row is there, for scripts
+    assert len([line for line in piped.stdout.splitlines() if line.count("\t") == 5]) == 62
