@@ -210,7 +210,9 @@ def test_a_long_history_on_a_terminal_keeps_the_rows_that_matter(ftctl, scenario
                    scenario_file(losses, steps_per_epoch=len(losses)), "-q").stdout.strip()
     tty = ftctl("metrics", job_id, "--color", "never", env={"FTCTL_FORCE_TTY": "100"})
     assert "The table shows 11 of 62 evaluations" in tty.stderr
-    table = [line.split() for line in tty.stdout.splitlines() if re.fullmatch(r"\s*\d+\s+\d+\s+\S+.*", line)]
+    lines = tty.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["EVAL", "STEP"]) + 1
+    table = [line.split() for line in lines[start:lines.index("", start)]]
     # the first five, the last five, and those around the best (60) and the halt (62)
     assert [int(row[0]) for row in table] == [1, 2, 3, 4, 5, 57, 58, 59, 60, 61, 62]
     piped = ftctl("metrics", job_id)  # off a terminal every row is there, for scripts
