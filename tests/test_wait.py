@@ -217,11 +217,11 @@ class Flaky:
         self.inner, self.failures, self.error, self.calls = inner, failures, error, 0
         self.name = inner.name
 
-    def retrieve(self, job_id):
+    def retrieve(self, job_id, *, events=True):
         self.calls += 1
         if 2 <= self.calls < 2 + self.failures:
             raise self.error("HTTP 503 from the API (service unavailable)")
-        return self.inner.retrieve(job_id)
+        return self.inner.retrieve(job_id, events=events)
 
     def metrics(self, job_id, query):
         return self.inner.metrics(job_id, query)

@@ -117,7 +117,9 @@ def follow(backend: Backend, watch: Watch, *, interval: float, timeout: float | 
     first = True
     while True:
         try:
-            job = backend.retrieve(watch.job_id)
+            job = backend.retrieve(watch.job_id, events=False)
+            if job.get("status") in FAILED_STATUSES and not job.get("events"):
+                job = backend.retrieve(watch.job_id)  # the event log says why it failed
             moved = _moved(watch.job, job)
             rows = _new_rows(backend, watch) if moved or first or job.get("status") in TERMINAL_STATUSES else []
         except ApiError as exc:  # NotFound/AuthError are not ApiError: they end the wait at once

@@ -99,7 +99,7 @@ def metrics(backend: Backend, local: LocalState | None, job_id: str,
     """The job, its raw metrics rows, and their reading through the rule."""
     from ftctl.analysis import analyse
 
-    job = backend.retrieve(check_job_id(job_id))
+    job = backend.retrieve(check_job_id(job_id), events=False)
     rows = backend.metrics(job_id, query)
     sent = local.sent(job_id) if local is not None else None
     return job, rows, analyse(job, rows, sent=sent)

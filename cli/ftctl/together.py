@@ -141,7 +141,7 @@ class TogetherBackend:
         # Not idempotent: a read timeout may mean the job exists, so it is not retried blindly.
         return self._job(self._request("POST", "/v1/fine-tunes", body=body, idempotent=False), "the new job")
 
-    def retrieve(self, job_id: str) -> Wire:
+    def retrieve(self, job_id: str, *, events: bool = True) -> Wire:
         return self._job(self._request("GET", f"/v1/fine-tunes/{job_id}"), f"job {job_id}")
 
     def list(self) -> list[Wire]:

@@ -75,12 +75,13 @@ class Simulator:
         stored = {k: v for k, v in body.items() if k not in _SECRET_FIELDS}
         stored["_steps_per_epoch"] = steps_per_epoch
         record = Record(job_id, self.clock(), self.speed, None, seed, stored,
-                        None if scenario is None else scenario.to_json(), eval_loss, plan.summary())
+                        None if scenario is None else scenario.to_json(), Record.encode_loss(eval_loss),
+                        plan.summary())
         self.store.add(record)
         return _View(record).job(self.clock(), full=False)
 
-    def retrieve(self, job_id: str) -> Wire:
-        return _View(self._get(job_id)).job(self.clock(), full=True)
+    def retrieve(self, job_id: str, *, events: bool = True) -> Wire:
+        return _View(self._get(job_id)).job(self.clock(), full=events)
 
     def list(self) -> list[Wire]:
         now = self.clock()

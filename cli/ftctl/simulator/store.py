@@ -13,6 +13,7 @@ import json
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -46,8 +47,16 @@ class Record:
     seed: int
     body: dict[str, Any]
     scenario: dict[str, Any] | None
-    eval_loss: list[float]
+    eval_loss_json: str  # decoded only when a view needs the curve: listing never does
     summary: dict[str, Any]
+
+    @cached_property
+    def eval_loss(self) -> list[float]:
+        return [decode_float(x) for x in json.loads(self.eval_loss_json)]
+
+    @staticmethod
+    def encode_loss(values: list[float]) -> str:
+        return json.dumps([encode_float(x) for x in values])
 
 
 class StoreError(ApiError):
@@ -108,8 +117,8 @@ class Store:
             db.execute(
                 f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (r.id, r.created_at, repr(r.speed), r.cancel_at, r.seed, json.dumps(r.body),
-                 None if r.scenario is None else json.dumps(r.scenario),
-                 json.dumps([encode_float(x) for x in r.eval_loss]), json.dumps(r.summary)))
+                 None if r.scenario is None else json.dumps(r.scenario), r.eval_loss_json,
+                 json.dumps(r.summary)))
 
     def get(self, job_id: str) -> Record | None:
         db = self._connect()
@@ -133,8 +142,7 @@ class Store:
     def _record(self, row: tuple) -> Record:
         try:
             return Record(row[0], row[1], float(row[2]), row[3], row[4], json.loads(row[5]),
-                          None if row[6] is None else json.loads(row[6]),
-                          [decode_float(x) for x in json.loads(row[7])], json.loads(row[8]))
+                          None if row[6] is None else json.loads(row[6]), row[7], json.loads(row[8]))
         except (ValueError, TypeError, KeyError) as exc:
             raise StoreError(f"the simulator store {self.path} has a damaged row for job {row[0]!r} "
                              f"({exc}); move the file aside to start a new store") from None

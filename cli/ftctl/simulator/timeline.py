@@ -84,51 +84,34 @@ def make_plan(*, n_epochs: int, steps_per_epoch: int, n_evals: int, eval_loss: l
     return Plan(n_epochs, total, evals, tuple(eval_loss), settings, fail_at, every, seed)
 
 
-@dataclass(frozen=True)
 class Phases:
-    """When each status starts, for a run of ``run_steps`` steps created at ``created``."""
+    """When each status starts, for a run of ``run_steps`` steps created at ``created``.
 
-    created: float
-    step_seconds: float  # 0 when the speed is infinite: the job is done at creation
-    run_steps: int
-    ends: str  # "completed" or "error"
-    cancel_at: float | None = None
+    Every instant is computed once here: listing thousands of jobs reads them all.
+    """
+
+    __slots__ = ("created", "step_seconds", "run_steps", "ends", "cancel_at", "queued", "running",
+                 "train_start", "train_end", "done", "cancelled")
+
+    def __init__(self, created: float, step_seconds: float, run_steps: int, ends: str,
+                 cancel_at: float | None = None) -> None:
+        self.created, self.step_seconds, self.run_steps, self.ends = created, step_seconds, run_steps, ends
+        self.cancel_at = cancel_at
+        self.queued = created + PENDING * step_seconds
+        self.running = created + (PENDING + QUEUED) * step_seconds
+        self.train_start = created + (PENDING + QUEUED + DOWNLOAD) * step_seconds  # step 0
+        self.train_end = self.train_start + run_steps * step_seconds
+        self.done = self.train_end + (UPLOAD * step_seconds if ends == "completed" else 0.0)
+        # a cancel request counts only if it came before the job ended
+        self.cancelled = cancel_at is not None and cancel_at < self.done
 
     @classmethod
     def of(cls, created: float, speed: float, summary: dict[str, Any], cancel_at: float | None) -> Phases:
         return cls(created, 0.0 if math.isinf(speed) else 1.0 / speed, summary["run_steps"],
                    summary["ends"], cancel_at)
 
-    def at(self, units: float) -> float:
-        return self.created + units * self.step_seconds
-
-    @property
-    def queued(self) -> float:
-        return self.at(PENDING)
-
-    @property
-    def running(self) -> float:
-        return self.at(PENDING + QUEUED)
-
-    @property
-    def train_start(self) -> float:
-        return self.at(PENDING + QUEUED + DOWNLOAD)
-
     def step_time(self, step: float) -> float:
         return self.train_start + step * self.step_seconds
-
-    @property
-    def train_end(self) -> float:
-        return self.step_time(self.run_steps)
-
-    @property
-    def done(self) -> float:
-        return self.train_end + (UPLOAD * self.step_seconds if self.ends == "completed" else 0.0)
-
-    @property
-    def cancelled(self) -> bool:
-        """A cancel request counts only if it came before the job ended."""
-        return self.cancel_at is not None and self.cancel_at < self.done
 
     def stopped_at(self) -> float:
         return self.cancel_at if self.cancelled else math.inf
