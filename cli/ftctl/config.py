@@ -38,7 +38,7 @@ class Config:
 def home() -> Path:
     """Where ftctl keeps its state: ``FTCTL_HOME``, else the platform's user data dir."""
     explicit = os.environ.get(ENV_HOME)
-    if explicit:
+    if explicit and explicit.strip():  # blank is unset, as for the other variables
         return Path(explicit).expanduser()
     from platformdirs import user_data_dir
 

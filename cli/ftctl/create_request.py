@@ -18,6 +18,9 @@ from ftctl import early_stopping
 from ftctl.errors import InvalidInput
 
 SUFFIX_MAX = 40
+# The largest whole number a request may carry (a signed 32-bit int). No real job comes near it;
+# it stops typos like 1e20 epochs or a 30-digit seed before they reach a server or the store.
+WHOLE_MAX = 2**31 - 1
 _ID_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
@@ -247,6 +250,8 @@ def _int(obj: dict[str, Any], key: str, *, minimum: int) -> None:
         raise InvalidInput(f"{key} must be a whole number (got {_show(value)})")
     if value < minimum:
         raise InvalidInput(f"{key} must be >= {minimum} (got {value})")
+    if value > WHOLE_MAX:
+        raise InvalidInput(f"{key} must be <= {WHOLE_MAX} (got {value})")
 
 
 def _number(obj: dict[str, Any], key: str, *, low: float, high: float | None = None,
