@@ -204,7 +204,7 @@ def test_on_a_terminal_the_chart_follows_its_width_with_or_without_colour(ftctl,
     assert "★" in plain and "✖" in plain and "best 0.4213 @ step 48 · ✖ halted @ step 72" in plain
 
 
-def test_a_long_history_on_a_terminal_keeps_the_rows_that_matter(ftctl, scenario_file):
+def test_a_long_history_keeps_the_rows_that_matter(ftctl, scenario_file):
     losses = [2.0 - i / 100 for i in range(60)] + [1.5] * 2  # best at eval 60, then two worse ones
     job_id = ftctl(*BASE, "--n-evals", str(len(losses)), "--early-stopping", "--sim-scenario",
                    scenario_file(losses, steps_per_epoch=len(losses)), "-q").stdout.strip()
@@ -215,5 +215,9 @@ def test_a_long_history_on_a_terminal_keeps_the_rows_that_matter(ftctl, scenario
     table = [line.split() for line in lines[start:lines.index("", start)]]
     # the first five, the last five, and those around the best (60) and the halt (62)
     assert [int(row[0]) for row in table] == [1, 2, 3, 4, 5, 57, 58, 59, 60, 61, 62]
-    piped = ftctl("metrics", job_id)  # off a terminal every row is there, for scripts
-    assert len([line for line in piped.stdout.splitlines() if line.count("\t") == 5]) == 62
+    piped = ftctl("metrics", job_id)  # a CI log gets the same rows, as plain tab-separated lines
+    assert [int(line.split("\t")[0]) for line in piped.stdout.splitlines() if line.count("\t") == 5] == [
+        1, 2, 3, 4, 5, 57, 58, 59, 60, 61, 62]
+    assert "The table shows 11 of 62 evaluations" in piped.stderr
+    every = ftctl("metrics", job_id, "--all-evaluations")
+    assert len([line for line in every.stdout.splitlines() if line.count("\t") == 5]) == 62

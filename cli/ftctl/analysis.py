@@ -44,15 +44,22 @@ def eval_points(rows: Iterable[dict[str, Any]], *, total_steps: int | None = Non
     ``train/global_step`` gets the step A13 gives it.
     """
     points: list[tuple[int, float, bool]] = []
+    in_order, last = True, -math.inf
     for i, row in enumerate(r for r in rows if EVAL_KEY in r):
-        value, missing = _number(row.get(EVAL_KEY))
+        value = row[EVAL_KEY]
+        value, missing = (value, False) if type(value) is float else _number(value)
         step = row.get(STEP_KEY)
-        if not isinstance(step, (int, float)) or isinstance(step, bool) or not math.isfinite(step):
-            n = i + 1
-            step = n * eval_steps if eval_steps else (
-                es.evaluation_step(n, total_steps, n_evals) if total_steps and n_evals else n)
-        points.append((int(step), value, missing))
-    points.sort(key=lambda p: p[0])
+        if type(step) is not int:
+            if not isinstance(step, (int, float)) or isinstance(step, bool) or not math.isfinite(step):
+                n = i + 1
+                step = n * eval_steps if eval_steps else (
+                    es.evaluation_step(n, total_steps, n_evals) if total_steps and n_evals else n)
+            step = int(step)
+        in_order = in_order and step >= last
+        last = step
+        points.append((step, value, missing))
+    if not in_order:
+        points.sort(key=lambda p: p[0])
     return points
 
 
@@ -285,16 +292,14 @@ def analyse(job: dict[str, Any], rows: Iterable[dict[str, Any]], *, sent: dict[s
 def replay(points: list[tuple[int, float, bool]], settings: es.Settings) -> tuple[list[Evaluation], es.State]:
     """Each evaluation with the rule's reading of it; the last state of the fold."""
     out: list[Evaluation] = []
-    state = es.INITIAL
-    trail = es.trail((p[1] for p in points), settings)
+    state, advance, warmup = es.INITIAL, es.advance, settings.warmup_evals
     for i, (step, value, missing) in enumerate(points, 1):
         if state.stopped:
             out.append(Evaluation(i, step, value, missing))
             continue
         before = state.best_value
-        state = next(trail)
-        out.append(Evaluation(i, step, value, missing, before, state.improved,
-                              i <= settings.warmup_evals, state.streak))
+        state = advance(state, value, settings)
+        out.append(Evaluation(i, step, value, missing, before, state.improved, i <= warmup, state.streak))
     return out, state
 
 

@@ -90,17 +90,19 @@ def improves(best: float, value: float, min_delta: float) -> bool:
 
 def advance(state: State, value: float, settings: Settings) -> State:
     """Consume one evaluation. After a halt, further values are irrelevant (§6.4.5) and ignored."""
-    if state.stopped:
+    evals, best_i, best_value, streak, _, stopped, _, _ = state  # one unpack: this runs per evaluation
+    if stopped:
         return state
-    i = state.evals + 1
+    i = evals + 1
     if not math.isfinite(value):  # A7: always, warmup or not
-        return State(i, state.best_i, state.best_value, state.streak, False, True, NON_FINITE_EVAL_LOSS, i)
+        return State(i, best_i, best_value, streak, False, True, NON_FINITE_EVAL_LOSS, i)
     # Compare with the previous best *before* updating it (§8: the GLiNER2/ms-swift ordering bugs).
-    improved = state.best_value is None or improves(state.best_value, value, settings.min_delta)
-    best_i, best_value = (i, value) if improved else (state.best_i, state.best_value)
+    improved = best_value is None or improves(best_value, value, settings.min_delta)
+    if improved:
+        best_i, best_value = i, value
     if i <= settings.warmup_evals:  # warmup may set the best, never counts
         return State(i, best_i, best_value, 0, improved)
-    streak = 0 if improved else state.streak + 1
+    streak = 0 if improved else streak + 1
     if streak >= settings.patience:  # A8: stop on the P-th
         return State(i, best_i, best_value, streak, False, True, PATIENCE_EXHAUSTED, i)
     return State(i, best_i, best_value, streak, improved)

@@ -160,7 +160,7 @@ def load_run(session: Session, job_id: str | None, from_file: str | None,
 
 def metrics_command(session: Session, job_id: str | None, query: MetricsQuery, *, filtered: bool, raw: bool,
                     train: bool, plot: str | None, from_file: str | None, chart: bool, table: bool,
-                    explain: bool) -> None:
+                    explain: bool, all_evaluations: bool = False) -> None:
     """``ftctl metrics``: the chart, the evaluation table and the explanation (or JSON, or an image)."""
     from ftctl.errors import InvalidInput
 
@@ -192,4 +192,4 @@ def metrics_command(session: Session, job_id: str | None, query: MetricsQuery, *
         from ftctl.output import report
 
         report.show(session.term, run.analysis, job=run.job if session.term.is_tty else None, train=points,
-                    chart=chart, table=table, explain=explain)
+                    chart=chart, table=table, explain=explain, all_evaluations=all_evaluations)

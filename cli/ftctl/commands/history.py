@@ -73,6 +73,10 @@ def metrics(
                                         rich_help_panel=VIEW)] = True,
     explain: Annotated[bool, typer.Option("--explain/--no-explain", help="Why early stopping fired, or not.",
                                           rich_help_panel=VIEW)] = True,
+    all_evaluations: Annotated[bool, typer.Option(
+        "--all-evaluations", rich_help_panel=VIEW,
+        help="Every evaluation in the table; a longer history than 40 otherwise keeps the first, the last and "
+             "those around the best and the halt (--json always has them all).")] = False,
     from_file: FROM_FILE = None,
 ) -> None:
     from ftctl.backend import MetricsQuery
@@ -81,4 +85,4 @@ def metrics(
     query = MetricsQuery(global_step_from, global_step_to, logged_at_from, logged_at_to, resolution)
     metrics_command(session, job_id, query, filtered=any(v is not None for v in query.__dict__.values()),
                     raw=raw, train=train, plot=plot, from_file=from_file, chart=chart, table=table,
-                    explain=explain)
+                    explain=explain, all_evaluations=all_evaluations)

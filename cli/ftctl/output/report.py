@@ -12,7 +12,9 @@ from ftctl.output.terminal import Terminal
 if TYPE_CHECKING:
     from ftctl.analysis import Analysis
 
-TABLE_ROWS_ON_TTY = 40  # more evaluations than this: the terminal table keeps the ones that matter
+# More evaluations than this: the table keeps the ones that matter, on a terminal and in a log alike
+# (a CI log of 100,000 rows helps nobody); --all-evaluations and --json have every one.
+TABLE_ROWS = 40
 
 
 def unicode_ok(term: Terminal) -> bool:
@@ -48,7 +50,7 @@ def show_chart(term: Terminal, analysis: Analysis, *, train: Sequence[tuple[int,
 
 def show(term: Terminal, analysis: Analysis, *, job: dict[str, Any] | None = None,
          train: Sequence[tuple[int, float]] = (), chart: bool = True, table: bool = True,
-         explain: bool = True) -> None:
+         explain: bool = True, all_evaluations: bool = False) -> None:
     from ftctl.output import views
 
     sections = []
@@ -57,7 +59,7 @@ def show(term: Terminal, analysis: Analysis, *, job: dict[str, Any] | None = Non
     if chart:
         sections.append(lambda: show_chart(term, analysis, train=train))
     if table and analysis.evaluations:
-        sections.append(lambda: views.evaluations(term, _table_subset(term, analysis) if term.is_tty else analysis))
+        sections.append(lambda: views.evaluations(term, analysis if all_evaluations else _table_subset(term, analysis)))
     if explain:
         sections.append(lambda: explanation.write(term, explanation.explain(analysis, unicode=unicode_ok(term))))
     for n, section in enumerate(sections):
@@ -67,10 +69,9 @@ def show(term: Terminal, analysis: Analysis, *, job: dict[str, Any] | None = Non
 
 
 def _table_subset(term: Terminal, analysis: Analysis) -> Any:
-    """On a terminal, a long history keeps its first and last rows and those around the best and
-    the halt; ``--json`` and plain output keep every row."""
+    """A long history keeps its first and last rows and those around the best and the halt."""
     evaluations = analysis.evaluations
-    if len(evaluations) <= TABLE_ROWS_ON_TTY:
+    if len(evaluations) <= TABLE_ROWS:
         return analysis
     from types import SimpleNamespace
 
@@ -80,7 +81,7 @@ def _table_subset(term: Terminal, analysis: Analysis) -> Any:
         if at is not None:
             keep |= set(range(max(0, at - 4), min(len(evaluations), at + 3)))
     term.note(f"The table shows {len(keep)} of {len(evaluations)} evaluations (the first, the last, and those "
-              "around the best and the halt); --json or a pipe prints them all.")
+              "around the best and the halt); --all-evaluations or --json prints them all.")
     # The table reads only these four attributes.
     return SimpleNamespace(evaluations=[evaluations[i] for i in sorted(keep)], settings=analysis.settings,
                            best_step=analysis.best_step, halt_step=analysis.halt_step)

@@ -75,7 +75,7 @@ class Terminal:
 
     def rows(self, rows: list[list[Any]]) -> None:
         """Plain rows: tab-separated, no header, nothing cut (for pipes and scripts)."""
-        self.out.write("".join("\t".join(_cell(c) for c in row) + "\n" for row in rows))
+        self.out.write("".join("\t".join(map(_cell, row)) + "\n" for row in rows))
 
     @property
     def console(self) -> Console:
@@ -116,7 +116,9 @@ class Terminal:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if value is True or value is False:
         return "true" if value else "false"
-    text = str(value)
-    return text.replace("\t", " ").replace("\n", " ")
+    text = value if type(value) is str else str(value)
+    if "\t" in text or "\n" in text:  # a cell must stay one field on one line
+        text = text.replace("\t", " ").replace("\n", " ")
+    return text

@@ -75,7 +75,7 @@ class Simulator:
         stored = {k: v for k, v in body.items() if k not in _SECRET_FIELDS}
         stored["_steps_per_epoch"] = steps_per_epoch
         record = Record(job_id, self.clock(), self.speed, None, seed, stored,
-                        None if scenario is None else scenario.to_json(), Record.encode_loss(eval_loss),
+                        None if scenario is None else scenario.settings_json(), Record.encode_loss(eval_loss),
                         plan.summary())
         self.store.add(record)
         return _View(record).job(self.clock(), full=False)

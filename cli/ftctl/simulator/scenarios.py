@@ -37,6 +37,10 @@ class Scenario:
             data["eval_loss"] = [encode_float(x) for x in self.eval_loss]
         return data
 
+    def settings_json(self) -> dict[str, Any]:
+        """Everything but the values, which the simulator stores on their own."""
+        return {**self.to_json(), "eval_loss": None}
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Scenario:
         values = data.get("eval_loss")

@@ -15,6 +15,7 @@ import math
 import random
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from operator import itemgetter
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -297,24 +298,28 @@ def metrics(plan: Plan, phases: Phases, t: float, *, learning_rate: float, sched
     span = high - low + 1
     train_steps = (range(low, high + 1) if span <= count else
                    sorted({low + round(k * (span - 1) / (count - 1)) for k in range(count)} if count > 1 else {high}))
-    rows: list[tuple[int, int, dict]] = []
+    filtered = time_from is not None or time_to is not None
     lr_at = _learning_rate(plan.total_steps, learning_rate, scheduler, warmup_ratio)
     curve = _TrainCurve(plan)
-    for step in train_steps:
-        if keep(step):
-            rows.append((step, 0, {
-                "timestamp": _ns(phases.step_time(step)), "train/global_step": step,
-                "train/epoch": round(step / plan.steps_per_epoch, 4),
-                "train/loss": curve.at(step), "train/learning_rate": lr_at(step),
-                "train/grad_norm": round(0.4 + 0.6 * random.Random(plan.seed * 7919 + step).random(), 4)}))
-    for step, value in zip(plan.eval_steps, plan.eval_loss):
+    rows = [{"timestamp": _ns(phases.step_time(step)), "train/global_step": step,
+             "train/epoch": round(step / plan.steps_per_epoch, 4),
+             "train/loss": curve.at(step), "train/learning_rate": lr_at(step),
+             "train/grad_norm": round(0.4 + 0.6 * random.Random(plan.seed * 7919 + step).random(), 4)}
+            for step in train_steps if not filtered or keep(step)]
+    start, per_step, per_epoch = phases.train_start, phases.step_seconds, plan.steps_per_epoch
+    for step, value in zip(plan.eval_steps, plan.eval_loss):  # one row per evaluation: keep this lean
         if step > high:
             break
-        if step >= low and keep(step):
-            rows.append((step, 1, {"timestamp": _ns(phases.step_time(step)) + 1, "train/global_step": step,
-                                   "train/epoch": round(step / plan.steps_per_epoch, 4), "eval/loss": value}))
-    rows.sort(key=lambda r: (r[0], r[1]))
-    return [r[2] for r in rows]
+        if step >= low and (not filtered or keep(step)):
+            rows.append({"timestamp": int((start + step * per_step) * 1e9) + 1, "train/global_step": step,
+                         "train/epoch": round(step / per_epoch, 4), "eval/loss": value})
+    # Two runs already in step order: a stable sort merges them, a training row before the eval
+    # row of the same step.
+    rows.sort(key=_STEP_OF)
+    return rows
+
+
+_STEP_OF = itemgetter("train/global_step")
 
 
 def _ns(t: float) -> int:
