@@ -97,7 +97,8 @@ def advance(state: State, value: float, settings: Settings) -> State:
     if not math.isfinite(value):  # A7: always, warmup or not
         return State(i, best_i, best_value, streak, False, True, NON_FINITE_EVAL_LOSS, i)
     # Compare with the previous best *before* updating it (§8: the GLiNER2/ms-swift ordering bugs).
-    improved = best_value is None or improves(best_value, value, settings.min_delta)
+    delta = settings.min_delta
+    improved = best_value is None or (value < best_value if delta == 0 else improves(best_value, value, delta))
     if improved:
         best_i, best_value = i, value
     if i <= settings.warmup_evals:  # warmup may set the best, never counts

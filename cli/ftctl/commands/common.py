@@ -114,13 +114,13 @@ class Session:
     def emit(self, value: Any, kind: str | None = None) -> None:
         """Data as strict JSON: indented on a terminal, one line otherwise. ``kind`` names what
         ``value`` is when the command prints something other than its first declared kind."""
-        from ftctl.output.jsonio import dumps
+        from ftctl.output.jsonio import write
 
         if self.fields is not None:
             from ftctl.output.fields import select
 
             value = select(value, self.fields, kind or (self.output[0] if self.output else None))
-        self.term.write(dumps(value, pretty=self.term.is_tty))
+        write(self.term.out, value, pretty=self.term.is_tty)
 
     def close(self) -> None:
         if self._backend is not None:

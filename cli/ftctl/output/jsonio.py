@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import IO, Any
+
+CHUNK = 2000  # list items encoded at a time when streaming
 
 
 def strict(value: Any) -> Any:
@@ -28,3 +30,17 @@ def dumps(value: Any, *, pretty: bool = False) -> str:
     except ValueError:
         return json.dumps(strict(value), allow_nan=False, ensure_ascii=False,
                           indent=2 if pretty else None, separators=None if pretty else (",", ":"))
+
+
+def write(stream: IO[str], value: Any, *, pretty: bool = False) -> None:
+    """``dumps(value)`` and a newline, written in pieces: a long compact list (100,000 events) is
+    encoded a chunk at a time, so the whole document never sits in memory twice."""
+    if pretty or not isinstance(value, list) or len(value) <= CHUNK:
+        stream.write(dumps(value, pretty=pretty) + "\n")
+        return
+    stream.write("[")
+    for start in range(0, len(value), CHUNK):
+        if start:
+            stream.write(",")
+        stream.write(dumps(value[start:start + CHUNK])[1:-1])
+    stream.write("]\n")

@@ -179,7 +179,12 @@ def _event(t: float, kind: str, message: str, level: str = "info", **fields: Any
 
 def events(plan: Plan, phases: Phases, t: float, *, model: str, job_id: str) -> list[dict[str, Any]]:
     """The event log up to ``t``, with the API's type names, in order."""
-    return [e for when, e in _all_events(plan, phases, model=model, job_id=job_id) if when <= t]
+    out = []
+    for when, event in _all_events(plan, phases, model=model, job_id=job_id):
+        if when > t:  # they come in time order
+            break
+        out.append(event)
+    return out
 
 
 def _all_events(plan: Plan, phases: Phases, *, model: str, job_id: str) -> Iterator[tuple[float, dict]]:
@@ -211,18 +216,20 @@ def _training_events(plan: Plan, p: Phases, *, job_id: str) -> Iterator[tuple[fl
     improved_at = {plan.eval_steps[s.evals - 1] for s in trail if s.improved}
     run = p.run_steps
     epoch_steps = {round(e * plan.steps_per_epoch): e for e in range(1, plan.n_epochs + 1)}
-    steps = sorted(set(epoch_steps) | improved_at | set(plan.checkpoint_every))
+    saves = improved_at | set(plan.checkpoint_every)
     start, per_step = p.train_start, p.step_seconds
-    for step in steps:
+    folder = f"s3://ftctl-sim/{job_id}/checkpoints/step-"
+    for step in sorted(saves.union(epoch_steps)):  # one pass over the steps where something happens
         if step > run:
             break
         when = start + step * per_step
         if step in epoch_steps:
             e = epoch_steps[step]
             yield when, _event(when, "epoch_complete", f"Epoch {e}/{plan.n_epochs} completed", step=step)
-        if step in improved_at or step in plan.checkpoint_every:
-            yield when, _event(when, "checkpoint_save", f"Checkpoint saved at step {step}", step=step,
-                               checkpoint_path=f"s3://ftctl-sim/{job_id}/checkpoints/step-{step}")
+        if step in saves:  # the commonest event by far (a save at every new best): built inline
+            yield when, {"object": "fine-tune-event", "created_at": iso(when), "type": "checkpoint_save",
+                         "level": "info", "message": f"Checkpoint saved at step {step}", "step": step,
+                         "checkpoint_path": f"{folder}{step}"}
     end = p.train_end
     final = trail[-1] if trail else None
     if final is not None and final.stopped:
