@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
@@ -47,12 +47,17 @@ class Record:
     seed: int
     body: dict[str, Any]
     scenario: dict[str, Any] | None
-    eval_loss_json: str  # decoded only when a view needs the curve: listing never does
+    eval_loss_json: str | None  # None: not read yet (listing leaves it in the store)
     summary: dict[str, Any]
+    store: Store | None = field(default=None, compare=False, repr=False)
 
     @cached_property
     def eval_loss(self) -> list[float]:
-        return [decode_float(x) for x in json.loads(self.eval_loss_json)]
+        """The curve, read and decoded only when a view needs it."""
+        text = self.eval_loss_json
+        if text is None and self.store is not None:
+            text = self.store.eval_loss_json(self.id)
+        return [decode_float(x) for x in json.loads(text or "[]")]
 
     @staticmethod
     def encode_loss(values: list[float]) -> str:
@@ -127,10 +132,18 @@ class Store:
         return None if row is None else self._record(row)
 
     def newest_first(self) -> Iterator[Record]:
+        """Every job, without its curve (a third of the bytes, and listing never reads it)."""
+        db = self._connect()
+        columns = _COLUMNS.replace("eval_loss", "NULL")
+        with self._errors():
+            rows = db.execute(f"SELECT {columns} FROM jobs ORDER BY seq DESC").fetchall()
+        return (self._record(row) for row in rows)
+
+    def eval_loss_json(self, job_id: str) -> str | None:
         db = self._connect()
         with self._errors():
-            rows = db.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY seq DESC").fetchall()
-        return (self._record(row) for row in rows)
+            row = db.execute("SELECT eval_loss FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else row[0]
 
     def request_cancel(self, job_id: str, at: float) -> Record | None:
         """Record the first cancel request; later ones keep the first time."""
@@ -142,7 +155,7 @@ class Store:
     def _record(self, row: tuple) -> Record:
         try:
             return Record(row[0], row[1], float(row[2]), row[3], row[4], json.loads(row[5]),
-                          None if row[6] is None else json.loads(row[6]), row[7], json.loads(row[8]))
+                          None if row[6] is None else json.loads(row[6]), row[7], json.loads(row[8]), self)
         except (ValueError, TypeError, KeyError) as exc:
             raise StoreError(f"the simulator store {self.path} has a damaged row for job {row[0]!r} "
                              f"({exc}); move the file aside to start a new store") from None
