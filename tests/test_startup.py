@@ -1,0 +1,61 @@
+"""What each fast path imports, read from the real entry point with ``python -X importtime``.
+
+Deterministic guards for the start-up budget of issue 6 (the timings themselves are in
+``benchmarks/run.py``): the paths a user hits thousands of times must not load the network
+client, the pydantic models, the plotting code, Rich's renderables or sqlite.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("httpx", "pydantic", "ftctl.models", "ftctl.together", "sqlite3", "matplotlib", "plotext",
+         "ftctl.output.chart", "ftctl.output.plot_image", "rich.table", "rich.console")
+
+
+def imported(args: list[str], env: dict[str, str] | None = None) -> set[str]:
+    """Every module the process imported, from ``-X importtime`` on stderr."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "ftctl", *args], capture_output=True,
+                          text=True, env=full_env, timeout=60)
+    names = set()
+    for line in proc.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip())
+    assert names, proc.stderr
+    return names
+
+
+def heavy(names: set[str]) -> list[str]:
+    return sorted(n for n in names if any(n == h or n.startswith(h + ".") for h in HEAVY))
+
+
+def test_version_imports_nothing_but_ftctl():
+    names = imported(["--version"])
+    assert not heavy(names)
+    assert "typer" not in names  # answered before the command tree is built
+
+
+@pytest.mark.parametrize("words,cword", [("ftctl retrieve ft-", "2"), ("ftctl cre", "1"),
+                                         ("ftctl metrics --fi", "2")])
+def test_a_tab_round_trip_stays_light(ftctl, words, cword):
+    ftctl("create", "-t", "f", "-v", "v", "-m", "m", "--n-evals", "4", "--early-stopping", "-q")
+    env = {"_FTCTL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword,
+           "TOGETHER_API_KEY": "tok-not-used"}
+    assert not heavy(imported([], env))
+
+
+def test_help_does_not_load_backends_or_models():
+    names = imported(["--help"])
+    assert not [n for n in heavy(names) if not n.startswith("rich")]  # Rich draws the help itself
+
+
+def test_retrieve_json_on_the_simulator_skips_the_network_stack_and_models(ftctl):
+    job_id = ftctl("create", "-t", "f", "-v", "v", "-m", "m", "--n-evals", "4", "--early-stopping", "-q").stdout
+    names = imported(["retrieve", job_id.strip(), "--json"])
+    assert "sqlite3" in names  # the simulator's store, and nothing heavier
+    assert not [n for n in heavy(names) if not n.startswith("sqlite3")]
