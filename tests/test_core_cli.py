@@ -294,3 +294,11 @@ def test_job_advances_with_the_clock(ftctl, monkeypatch):
         now[0] += 0.05
     assert seen == ["pending", "queued", "running", "uploading", "completed"]
     assert job["steps_completed"] == job["total_steps"] == 24
+
+
+def test_a_base_url_without_a_key_is_not_dropped_silently(ftctl):
+    result = ftctl("list", "--base-url", "http://127.0.0.1:9")
+    assert result.exit_code == 0
+    assert "http://127.0.0.1:9 is not used: set TOGETHER_API_KEY or pass --backend together" in result.stderr
+    result = ftctl("list", env={"TOGETHER_BASE_URL": "https://example.invalid"})
+    assert "https://example.invalid is not used" in result.stderr

@@ -100,8 +100,13 @@ class Session:
 
             config = self.config
             if config.backend == "sim" and config.backend_defaulted:
+                import os
+
+                # a URL given without a key would otherwise be dropped without a word
+                url = self._base_url or os.environ.get("TOGETHER_BASE_URL")
                 self.term.note("Note: using the embedded simulator (TOGETHER_API_KEY is not set; "
-                               "--backend together for the real API).")
+                               + (f"{url} is not used: set TOGETHER_API_KEY or pass --backend together)."
+                                  if url else "--backend together for the real API)."))
             self._backend = open_backend(config, trace=self.term.note if self.debug else None)
         return self._backend
 
