@@ -123,8 +123,9 @@ class Simulator:
     def _get(self, job_id: str) -> Record:
         record = self.store.get(job_id)
         if record is None:
-            raise NotFound(f"no fine-tuning job with id {job_id!r} in the simulator "
-                           f"({self.store.path})")
+            # the store's path is a hint for a local user, never part of what a served client sees
+            raise NotFound(f"no fine-tuning job with id {job_id!r}",
+                           hint=f"the simulator's store is {self.store.path}")
         return record
 
 
