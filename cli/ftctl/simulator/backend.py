@@ -15,7 +15,7 @@ from typing import Any, Callable
 from ftctl import early_stopping as es
 from ftctl.backend import TERMINAL_STATUSES, MetricsQuery, Wire
 from ftctl.create_request import check_body
-from ftctl.errors import ApiError, NotFound
+from ftctl.errors import ApiError, InvalidInput, NotFound
 from ftctl.simulator import scenarios, timeline
 from ftctl.simulator.scenarios import Scenario
 from ftctl.simulator.store import Record, Store
@@ -23,6 +23,9 @@ from ftctl.simulator.store import Record, Store
 STORE_FILE = "simulator.db"
 USER_ID = "sim-user"
 MAX_BATCH = 8  # what "max" resolves to on the simulated hardware
+# The simulated model's limits (``GET /v1/fine-tunes/models/limits``), enforced at create as the real
+# server enforces a model's: a job's reads cost time in its epochs and evaluations.
+LIMITS = {"n_epochs": 1000, "n_evals": 100_000, "n_checkpoints": 100}
 # Never stored: the store must hold no secrets (wandb and Hugging Face tokens ride in the body).
 _SECRET_FIELDS = ("wandb_key", "wandb_api_key", "hf_api_token")
 _DEFAULT_LORA = {"type": "Lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0,
@@ -53,6 +56,9 @@ class Simulator:
 
     def create(self, body: Wire, *, scenario: Scenario | None = None) -> Wire:
         check_body(body)  # the server checks what it receives, whoever sent it
+        for key, limit in LIMITS.items():
+            if (body.get(key) or 0) > limit:
+                raise InvalidInput(f"{key} must be <= {limit} on the simulator (got {body[key]})")
         job_id = f"ft-{uuid.uuid4()}"
         seed = body.get("random_seed")
         if seed is None:

@@ -177,10 +177,11 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
 
 def limits(model_name: str) -> dict[str, Any]:
     """``GET /v1/fine-tunes/models/limits``: what the vendor SDK reads before a create."""
-    from ftctl.simulator.backend import MAX_BATCH
+    from ftctl.simulator.backend import LIMITS, MAX_BATCH
 
     return {
-        "model_name": model_name, "max_num_epochs": 100, "max_num_evals": 10_000, "max_num_checkpoints": 100,
+        "model_name": model_name, "max_num_epochs": LIMITS["n_epochs"], "max_num_evals": LIMITS["n_evals"],
+        "max_num_checkpoints": LIMITS["n_checkpoints"],
         "min_learning_rate": 1e-8, "max_learning_rate": 1.0, "max_seq_length_sft": 131_072,
         "max_seq_length_dpo": 131_072, "min_max_seq_length": 512, "default_gradient_accumulation_steps": 1,
         "merge_output_lora": True, "supports_full_training": True, "supports_reasoning": False,
