@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from ftctl.create_request import WHOLE_MAX
 from ftctl.errors import InvalidInput
 
-MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_FILE_BYTES = 16 * 1024 * 1024  # ~800,000 values: far more than the simulator's 100,000 evaluations
 DEFAULT_STEPS_PER_EPOCH = 24
 NON_FINITE = {"nan": math.nan, "infinity": math.inf, "-infinity": -math.inf, "inf": math.inf,
               "-inf": -math.inf}
@@ -39,7 +40,7 @@ class Scenario:
 
     def settings_json(self) -> dict[str, Any]:
         """Everything but the values, which the simulator stores on their own."""
-        return {**self.to_json(), "eval_loss": None}
+        return replace(self, eval_loss=None).to_json()  # asdict would copy every value first
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Scenario:
@@ -198,8 +199,9 @@ def from_data(data: Any, *, name: str) -> Scenario:
         values = tuple(_value(v, i, name) for i, v in enumerate(values, 1))
     for key in ("steps_per_epoch", "fail_at_step"):
         v = data.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise InvalidInput(f"scenario {name}: {key} must be a whole number >= 1 (got {v!r})")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= WHOLE_MAX):
+            raise InvalidInput(f"scenario {name}: {key} must be a whole number >= 1 and <= {WHOLE_MAX} "
+                               f"(got {v!r})")
     return Scenario(name, values, data.get("steps_per_epoch"), data.get("fail_at_step"), preset)
 
 
