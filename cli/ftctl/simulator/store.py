@@ -81,6 +81,9 @@ class Store:
         if self.path.parent.exists() and not self.path.parent.is_dir():
             raise InvalidInput(f"ftctl's state directory {self.path.parent} (FTCTL_HOME) is a file, not a "
                                "directory; point FTCTL_HOME at a writable directory")
+        if self.path.exists() and not self.path.is_file():  # a directory or a device
+            raise StoreError(f"the simulator store {self.path} is not a file; nothing was changed. Move it "
+                             f"aside to start a new one: mv {self.path} {self.path}.damaged")
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not self.path.exists():
@@ -89,6 +92,15 @@ class Store:
         except (OSError, sqlite3.Error) as exc:
             raise InvalidInput(f"cannot use ftctl's state directory {self.path.parent} (FTCTL_HOME): "
                                f"{_reason(exc)}; point FTCTL_HOME at a writable directory") from None
+        try:
+            self._prepare(db)
+        except BaseException:
+            db.close()  # a refused store is left as it was, with no open handle or WAL files behind
+            raise
+        self._db = db
+        return db
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
         with self._errors():
             db.execute("PRAGMA busy_timeout = 30000")
             version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -103,8 +115,6 @@ class Store:
                 db.execute("COMMIT")
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 db.execute("PRAGMA journal_mode = WAL")
-        self._db = db
-        return db
 
     def _errors(self):
         return _translated(self.path)
@@ -168,7 +178,9 @@ def _translated(path: Path) -> Iterator[None]:
         yield
     except sqlite3.Error as exc:
         text = _reason(exc)
-        if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+        # "no such table/column": a file of ours whose schema was lost or changed by hand
+        if isinstance(exc, sqlite3.DatabaseError) and any(
+                sign in text for sign in ("not a database", "malformed", "no such table", "no such column")):
             raise StoreError(
                 f"the simulator store {path} is damaged ({text}); nothing was changed. Move it "
                 f"aside to start a new one: mv {path} {path}.damaged") from None
