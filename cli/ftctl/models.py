@@ -149,7 +149,8 @@ def unwrap_list(data: Any, key: str, what: str) -> list[Any]:
 
 def _kind(data: Any) -> str:
     if isinstance(data, dict):
-        return "an object with keys " + ", ".join(sorted(map(str, data))[:6]) if data else "an empty object"
+        keys = sorted(repr(str(k))[1:-1] for k in data)[:6]  # escaped: a key may hold a newline
+        return "an object with keys " + ", ".join(keys) if data else "an empty object"
     return {list: "a list", str: "a string", type(None): "null"}.get(type(data), type(data).__name__)
 
 
