@@ -52,8 +52,8 @@ def checkpoints(session: Session, job_id: JOB_ID) -> None:
 def metrics(
     session: Session,
     job_id: OPTIONAL_JOB_ID = None,
-    global_step_from: Annotated[Optional[int], typer.Option(rich_help_panel=FILTERS, show_default=False)] = None,
-    global_step_to: Annotated[Optional[int], typer.Option(rich_help_panel=FILTERS, show_default=False)] = None,
+    global_step_from: Annotated[Optional[int], typer.Option(min=0, rich_help_panel=FILTERS, show_default=False)] = None,
+    global_step_to: Annotated[Optional[int], typer.Option(min=0, rich_help_panel=FILTERS, show_default=False)] = None,
     logged_at_from: Annotated[Optional[str], typer.Option(metavar="ISO-8601", rich_help_panel=FILTERS,
                                                           show_default=False)] = None,
     logged_at_to: Annotated[Optional[str], typer.Option(metavar="ISO-8601", rich_help_panel=FILTERS,
