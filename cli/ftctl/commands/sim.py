@@ -34,7 +34,7 @@ def serve(
         autocompletion=completers.scenarios)] = None,
     faults: Annotated[bool, typer.Option(
         "--faults", help="Enable /_sim/faults to make the next requests fail (429, 500, slow, malformed "
-        "JSON, truncated, HTML, empty), for testing clients.")] = False,
+        "JSON, truncated, HTML, empty, dropped mid-body), for testing clients.")] = False,
 ) -> None:
     from ftctl.errors import FtctlError
 

@@ -9,7 +9,9 @@ A fault is a JSON object posted to ``/_sim/faults``:
 - ``{"kind": "slow", "delay": 2.5}``: the normal answer, ``delay`` seconds late;
 - ``{"kind": "malformed"}``: a body that is not JSON; ``{"kind": "truncated"}``: the normal body
   cut in half; ``{"kind": "html"}``: an HTML error page (502 unless ``status`` says otherwise);
-  ``{"kind": "empty"}``: an empty body.
+  ``{"kind": "empty"}``: an empty body;
+- ``{"kind": "dropped"}``: the normal answer's headers and half its body, then the connection
+  closes (the client sees fewer bytes than Content-Length promised).
 
 ``count`` (default 1) is how many requests it hits; ``path`` (a substring of the request path)
 and ``method`` narrow which ones. Faults are consumed in the order they were added.
@@ -21,7 +23,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-KINDS = ("status", "slow", "malformed", "truncated", "html", "empty")
+KINDS = ("status", "slow", "malformed", "truncated", "html", "empty", "dropped")
 MAX_DELAY = 300.0
 _DEFAULT_STATUS = {"status": 500, "html": 502}
 

@@ -304,8 +304,8 @@ class Front:
             await asyncio.sleep(fault.delay)
             await self.app(scope, receive, send)
             return
-        if fault.kind == "truncated":
-            await self._truncated(scope, receive, send)
+        if fault.kind in ("truncated", "dropped"):
+            await self._truncated(scope, receive, send, drop=fault.kind == "dropped")
             return
         if fault.kind == "status":
             headers = {k: v for k, v in (("Retry-After", fault.retry_after),
@@ -326,8 +326,9 @@ class Front:
             response = Response(b"", status_code=status, media_type="application/json")
         await response(scope, receive, send)
 
-    async def _truncated(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """The real answer, its body cut in half (Content-Length says the shorter length)."""
+    async def _truncated(self, scope: dict[str, Any], receive: Any, send: Any, *, drop: bool = False) -> None:
+        """The real answer, its body cut in half: Content-Length says the shorter length, or (``drop``)
+        the full one, and the connection closes after the half."""
         start: dict[str, Any] = {}
         chunks: list[bytes] = []
 
@@ -341,9 +342,10 @@ class Front:
         body = b"".join(chunks)
         cut = body[: len(body) // 2]
         start["headers"] = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"] + \
-                           [(b"content-length", str(len(cut)).encode())]
+                           [(b"content-length", str(len(body if drop else cut)).encode())]
         await send(start)
-        await send({"type": "http.response.body", "body": cut})
+        # Returning with the body unfinished makes the ASGI server close the connection.
+        await send({"type": "http.response.body", "body": cut, "more_body": drop})
 
 
 def _bearer(value: str) -> bool:
