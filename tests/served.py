@@ -3,6 +3,8 @@ socket: ftctl's httpx backend, the vendor SDK and CLI, retries and faults.
 
     with served(home) as server:
         server.url, server.inject(kind="status", status=429, retry_after="0"), server.log()
+
+and, for test modules, the fixtures ``worked_server`` / ``srv`` (import them) and ``on_the_api``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
+import pytest
 
 TOKEN = "test-token"  # the served simulator accepts any non-empty bearer token
 START_TIMEOUT = 30.0
@@ -100,6 +103,32 @@ def served_worked_example(home: Path) -> Iterator[Served]:
     with served(home, speed="300", args=("--faults", "--scenario", str(scenario))) as server:
         server.scenario = scenario
         yield server
+
+
+@pytest.fixture(scope="module")
+def worked_server(tmp_path_factory) -> Iterator[Served]:
+    """``served_worked_example``, one per test module that uses it."""
+    with served_worked_example(tmp_path_factory.mktemp("served")) as s:
+        yield s
+
+
+@pytest.fixture
+def srv(worked_server: Served) -> Iterator[Served]:
+    """The module's server with no fault pending before or after the test."""
+    worked_server.clear()
+    yield worked_server
+    worked_server.clear()
+
+
+def on_the_api(ftctl: Any, url: str, key: str, **defaults: str) -> Any:
+    """The ``ftctl`` fixture on the together backend pointed at ``url``, with ``key`` and ``defaults``
+    in its environment (a call's ``env=`` adds to them)."""
+
+    def call(*args: str, env: dict[str, str] | None = None):
+        return ftctl(*args, "--backend", "together", "--base-url", url,
+                     env={"TOGETHER_API_KEY": key, **defaults, **(env or {})})
+
+    return call
 
 
 def _first_line(process: subprocess.Popen, log_path: Path) -> str:

@@ -13,8 +13,11 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 from ftctl.local_state import LocalState
+
+from workers import created_by
 
 BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", "m", "--n-evals", "4", "--early-stopping"]
 WORKERS = 8
@@ -22,14 +25,9 @@ WORKERS = 8
 # For ``seconds`` after ``start`` (a shared instant, so they really collide): create, list, and cancel
 # jobs that every worker shares, through ftctl's entry point, each in its own process.
 WORKER = textwrap.dedent("""
-    import contextlib, io, json, random, sys, time
-    from ftctl.__main__ import run
-
-    def call(*args):
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = run(list(args))
-        return code, out.getvalue(), err.getvalue()
+    import json, random, sys, time
+    sys.path.insert(0, TESTS)
+    from workers import call
 
     start, seconds, rng = float(sys.argv[1]), float(sys.argv[2]), random.Random(int(sys.argv[3]))
     shared = sys.argv[4].split(",")
@@ -55,7 +53,7 @@ WORKER = textwrap.dedent("""
             code, out, err = call("cancel", rng.choice(shared), "--yes")
             assert code == 0, err
     print("ok", flush=True)
-""").replace("BASE", repr(BASE))
+""").replace("BASE", repr(BASE)).replace("TESTS", repr(str(Path(__file__).parent)))
 
 
 def test_concurrent_cancels_of_the_same_jobs_while_others_create_and_list(ftctl, ftctl_home):
@@ -69,12 +67,7 @@ def test_concurrent_cancels_of_the_same_jobs_while_others_create_and_list(ftctl,
     workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(start), "2", str(seed), ",".join(shared)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
                for seed in range(WORKERS)]
-    created = []
-    for w in workers:
-        out, err = w.communicate(timeout=120)
-        assert w.returncode == 0, err
-        assert out.rstrip().endswith("ok")
-        created += [line.split()[1] for line in out.splitlines() if line.startswith("created ")]
+    created = created_by(workers)
     assert len(created) >= WORKERS and len(set(created)) == len(created)
 
     everyone = set(created) | set(shared)

@@ -17,7 +17,7 @@ import pytest
 
 from ftctl.follow import POLL_RETRIES
 
-from served import served_worked_example
+from served import on_the_api, srv, worked_server  # noqa: F401 (fixtures)
 
 KEY = "tgk-faults-test-key"
 FAST = {"FTCTL_RETRY_DELAY": "0.01"}  # backoff 10 ms, 20 ms, ... when the server names no wait
@@ -25,26 +25,9 @@ CREATE = ["create", "-t", "file-train", "-v", "file-val", "-m", "m", "--n-epochs
           "--early-stopping"]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with served_worked_example(tmp_path_factory.mktemp("faults")) as s:
-        yield s
-
-
-@pytest.fixture
-def srv(server):
-    server.clear()
-    yield server
-    server.clear()
-
-
 @pytest.fixture
 def api(ftctl, srv):
-    def call(*args: str, env: dict[str, str] | None = None):
-        return ftctl(*args, "--backend", "together", "--base-url", srv.url,
-                     env={"TOGETHER_API_KEY": KEY, **FAST, **(env or {})})
-
-    return call
+    return on_the_api(ftctl, srv.url, KEY, **FAST)
 
 
 def one_line_error(result, code: int) -> str:

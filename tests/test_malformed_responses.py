@@ -17,6 +17,7 @@ import io
 import json
 import os
 from typing import Any, Iterator
+from unittest import mock
 
 import httpx
 import pytest
@@ -30,7 +31,7 @@ from ftctl.__main__ import run
 from ftctl.models import Checkpoint, Event, Job, MetricsRow, ResponseError, parse, parse_list, unwrap_list
 from ftctl.together import HttpSettings, TogetherBackend, server_message
 
-from served import served_worked_example
+from served import on_the_api, srv, worked_server  # noqa: F401 (fixtures)
 
 KEY = "tgk-malformed-responses-key"
 JOB_ID = "ft-11111111-2222-3333-4444-555555555555"
@@ -108,20 +109,14 @@ def api(monkeypatch) -> Api:
 
 @contextlib.contextmanager
 def environment(**values: str | None) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
+    """Set (or, for None, unset) environment variables; all are restored afterwards."""
+    with mock.patch.dict(os.environ):
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
             else:
-                os.environ[k] = v
+                os.environ[name] = value
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def ftctl_api(*argv: str, tty: bool = False) -> tuple[int, str, str]:
@@ -376,17 +371,9 @@ def test_dropping_optional_fields_or_adding_unknown_ones_never_breaks_a_job(drop
 # -- the served simulator's faults, for every reader ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with served_worked_example(tmp_path_factory.mktemp("malformed")) as s:
-        yield s
-
-
 @pytest.fixture
-def served_job(ftctl, server) -> str:
-    server.clear()
-    made = ftctl("create", "-t", "f", "-v", "v", "-m", "m", "--n-epochs", "5", "--n-evals", "10", "--early-stopping",
-                 "-q", "--backend", "together", "--base-url", server.url, env={"TOGETHER_API_KEY": KEY})
+def served_job(ftctl, srv) -> str:
+    made = on_the_api(ftctl, srv.url, KEY)(*"create -t f -v v -m m --n-evals 10 --early-stopping -q".split())
     assert made.exit_code == 0, made.stderr
     return made.stdout.strip()
 
@@ -397,11 +384,9 @@ SERVED = [("retrieve", "{id}"), ("events", "{id}"), ("checkpoints", "{id}"), ("m
 
 @pytest.mark.parametrize("fault", ["malformed", "truncated", "empty", "html"])
 @pytest.mark.parametrize("command", SERVED, ids=[c[0] for c in SERVED])
-def test_served_faults_on_every_reader_exit_1_in_one_line(ftctl, server, served_job, command, fault):
-    server.inject(kind=fault, count=3)  # enough to outlast the retries of an HTML 502
+def test_served_faults_on_every_reader_exit_1_in_one_line(ftctl, srv, served_job, command, fault):
+    srv.inject(kind=fault, count=3)  # enough to outlast the retries of an HTML 502
     argv = [a.replace("{id}", served_job) for a in command]
-    result = ftctl(*argv, "--backend", "together", "--base-url", server.url,
-                   env={"TOGETHER_API_KEY": KEY, "FTCTL_RETRY_DELAY": "0"})
+    result = on_the_api(ftctl, srv.url, KEY, FTCTL_RETRY_DELAY="0")(*argv)
     assert_clean_failure(result.exit_code, result.stderr)
     assert result.stdout == ""
-    server.clear()

@@ -14,7 +14,7 @@ import uuid
 import httpx
 import pytest
 
-from served import TOKEN, served, served_worked_example
+from served import TOKEN, on_the_api, served, srv, worked_server  # noqa: F401 (fixtures)
 
 CREATE = ["create", "-t", "file-train", "-v", "file-val", "-m", "Qwen/Qwen3.5-9B", "--n-epochs", "5",
           "--n-evals", "10", "--early-stopping", "--patience", "2", "--random-seed", "11"]
@@ -22,28 +22,10 @@ KEY = f"tgk-{uuid.uuid4().hex}"  # a fake key that must never show up anywhere
 FAST = {"FTCTL_RETRY_DELAY": "0.01"}  # backoff without Retry-After: 10 ms, 20 ms, ...
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with served_worked_example(tmp_path_factory.mktemp("served")) as s:
-        yield s
-
-
-@pytest.fixture
-def srv(server):
-    server.clear()
-    yield server
-    server.clear()
-
-
 @pytest.fixture
 def api(ftctl, srv):
     """ftctl on the together backend, pointed at the served simulator."""
-
-    def call(*args: str, env: dict[str, str] | None = None):
-        return ftctl(*args, "--backend", "together", "--base-url", srv.url,
-                     env={"TOGETHER_API_KEY": KEY, **FAST, **(env or {})})
-
-    return call
+    return on_the_api(ftctl, srv.url, KEY, **FAST)
 
 
 def follow(api, job_id: str, timeout: float = 30) -> dict:

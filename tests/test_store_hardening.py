@@ -15,19 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from workers import created_by
+
 BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", "m", "--n-evals", "4", "--early-stopping"]
 
 # A worker: for ``seconds``, create / retrieve / list / cancel through ftctl's own entry point, in its
 # own process, printing every id it created. Finite speed, so cancels find running jobs.
 WORKER = textwrap.dedent("""
-    import io, json, random, sys, time, contextlib
-    from ftctl.__main__ import run
-
-    def call(*args):
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = run(list(args))
-        return code, out.getvalue(), err.getvalue()
+    import json, random, sys, time
+    sys.path.insert(0, TESTS)
+    from workers import call
 
     seconds, rng, mine = float(sys.argv[1]), random.Random(int(sys.argv[2])), []
     end = time.time() + seconds
@@ -50,19 +47,14 @@ WORKER = textwrap.dedent("""
             code, out, err = call("cancel", rng.choice(mine), "--yes", "--json")
             assert code in (0, 1), err   # 1: that job had already ended
     print("ok", flush=True)
-""").replace("BASE", repr(BASE))
+""").replace("BASE", repr(BASE)).replace("TESTS", repr(str(Path(__file__).parent)))
 
 
 def test_eight_processes_at_once_lose_and_duplicate_nothing(ftctl, ftctl_home):
     env = {**os.environ, "FTCTL_SIM_SPEED": "200"}
     workers = [subprocess.Popen([sys.executable, "-c", WORKER, "4", str(seed)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=env) for seed in range(8)]
-    created = []
-    for w in workers:
-        out, err = w.communicate(timeout=120)
-        assert w.returncode == 0, err
-        assert out.rstrip().endswith("ok")
-        created += [line.split()[1] for line in out.splitlines() if line.startswith("created ")]
+    created = created_by(workers)
     assert len(created) >= 8 and len(set(created)) == len(created)  # none duplicated
     listed = [j["id"] for j in ftctl("list", "--json").json()]
     assert sorted(listed) == sorted(created)  # none lost, none extra
