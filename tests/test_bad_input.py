@@ -355,3 +355,17 @@ def test_bad_input(ftctl, ftctl_home, tmp_path, trap, case: Bad):
     assert filled(case.names) in message
     assert snapshot(ftctl_home) == before, "a bad input changed ftctl's state"
     assert trap.seen[requests:] == [], "a bad input reached the network"
+
+
+@pytest.mark.parametrize("damage", [b"\x00\xffnot json", b'{"version": 1, "jobs": [{"id": "ft-1", "sent": {"early_st',
+                                    b'{"jobs": 5}'], ids=["garbage", "truncated", "wrong shape"])
+def test_a_damaged_cache_is_set_aside_not_written_over(ftctl, ftctl_home, damage):
+    """The cache is not worth failing a command for, but it may hold the only record of the
+    early-stopping settings sent at create: a damaged one is kept as jobs.json.damaged."""
+    ftctl_home.mkdir(parents=True, exist_ok=True)
+    (ftctl_home / "jobs.json").write_bytes(damage)
+    made = ftctl(*CREATE_ES, "-q")
+    assert made.exit_code == 0 and made.problems == []
+    assert (ftctl_home / "jobs.json.damaged").read_bytes() == damage
+    cache = json.loads((ftctl_home / "jobs.json").read_text())
+    assert [j["id"] for j in cache["jobs"]] == [made.stdout.strip()]

@@ -31,12 +31,18 @@ class LocalState:
 
     def recent(self) -> list[dict[str, Any]]:
         """Remembered jobs, newest first. Never raises: a missing or damaged file is empty."""
+        return self._read()[0]
+
+    def _read(self) -> tuple[list[dict[str, Any]], bool]:
+        """The remembered jobs, and whether a file is there that cannot be read as the cache."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             jobs = data["jobs"]
-            return [j for j in jobs if isinstance(j, dict) and isinstance(j.get("id"), str)]
+            return [j for j in jobs if isinstance(j, dict) and isinstance(j.get("id"), str)], False
+        except FileNotFoundError:
+            return [], False
         except (OSError, ValueError, KeyError, TypeError):
-            return []
+            return [], True
 
     def sent(self, job_id: str) -> dict[str, Any] | None:
         """The settings ftctl sent when it created ``job_id``, if it did."""
@@ -54,7 +60,10 @@ class LocalState:
             fresh[0]["sent"] = {k: sent[k] for k in SENT_FIELDS if k in sent}
         try:
             with self._locked():
-                known = {j["id"]: j for j in self.recent()}
+                remembered, damaged = self._read()
+                if damaged:  # kept, not written over: it may hold the only record of what was sent
+                    os.replace(self.path, self.home / (FILE + ".damaged"))
+                known = {j["id"]: j for j in remembered}
                 for entry in fresh:
                     entry = {**known.get(entry["id"], {}), **entry}
                     known[entry["id"]] = entry
