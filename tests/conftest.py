@@ -14,6 +14,8 @@ import pytest
 
 from ftctl.__main__ import run as ftctl_run
 
+pytest_plugins = ("served",)  # the served simulator's fixtures (worked_server, srv) for the tests that use it
+
 CLEARED = ("TOGETHER_API_KEY", "TOGETHER_BASE_URL", "FTCTL_BACKEND", "FTCTL_FORCE_TTY", "NO_COLOR",
            "FORCE_COLOR", "CLICOLOR", "CLICOLOR_FORCE", "WANDB_API_KEY", "_FTCTL_COMPLETE")
 

@@ -17,7 +17,7 @@ import pytest
 
 from ftctl.follow import POLL_RETRIES
 
-from served import on_the_api, srv, worked_server  # noqa: F401 (fixtures)
+from served import on_the_api
 
 KEY = "tgk-faults-test-key"
 FAST = {"FTCTL_RETRY_DELAY": "0.01"}  # backoff 10 ms, 20 ms, ... when the server names no wait

@@ -31,7 +31,7 @@ from ftctl.__main__ import run
 from ftctl.models import Checkpoint, Event, Job, MetricsRow, ResponseError, parse, parse_list, unwrap_list
 from ftctl.together import HttpSettings, TogetherBackend, server_message
 
-from served import on_the_api, srv, worked_server  # noqa: F401 (fixtures)
+from served import on_the_api
 
 KEY = "tgk-malformed-responses-key"
 JOB_ID = "ft-11111111-2222-3333-4444-555555555555"

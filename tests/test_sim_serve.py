@@ -14,7 +14,7 @@ import uuid
 import httpx
 import pytest
 
-from served import TOKEN, on_the_api, served, srv, worked_server  # noqa: F401 (fixtures)
+from served import TOKEN, on_the_api, served
 
 CREATE = ["create", "-t", "file-train", "-v", "file-val", "-m", "Qwen/Qwen3.5-9B", "--n-epochs", "5",
           "--n-evals", "10", "--early-stopping", "--patience", "2", "--random-seed", "11"]
