@@ -19,6 +19,7 @@ import pytest
 
 from ftctl.create_request import WHOLE_MAX
 from ftctl.simulator.scenarios import MAX_FILE_BYTES
+from ftctl.simulator.store import SCHEMA_VERSION
 
 KEY = "tgk-bad-input-matrix-key"
 CREATE = ("create", "-t", "file-train", "-v", "file-val", "-m", "m")
@@ -61,7 +62,7 @@ def damaged_store(how: str) -> Callable[[Path, Path], None]:
             _checkpoint(db)
             db.write_bytes(db.read_bytes()[:1500])
         elif how == "newer":
-            _sql(db, "PRAGMA user_version = 7")
+            _sql(db, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
         elif how == "no table":
             _sql(db, "DROP TABLE jobs")
         elif how == "bad row":
@@ -233,7 +234,8 @@ CASES: list[Bad] = [
     Bad("store lost its table", ("list",), "is damaged (no such table: jobs)", code=1,
         prepare=damaged_store("no table")),
     Bad("store has a damaged row", ("list",), "has a damaged row for job", code=1, prepare=damaged_store("bad row")),
-    Bad("store from a newer ftctl", (*CREATE,), "was written by a newer ftctl (schema 7, this ftctl reads 1)", code=1,
+    Bad("store from a newer ftctl", (*CREATE,),
+        f"was written by a newer ftctl (schema {SCHEMA_VERSION + 1}, this ftctl reads {SCHEMA_VERSION})", code=1,
         prepare=damaged_store("newer")),
 
     # -- durations -------------------------------------------------------------------------------------
