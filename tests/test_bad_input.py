@@ -66,7 +66,7 @@ def damaged_store(how: str) -> Callable[[Path, Path], None]:
         elif how == "no table":
             _sql(db, "DROP TABLE jobs")
         elif how == "bad row":
-            _sql(db, "UPDATE jobs SET summary = '{not json'")
+            _sql(db, "UPDATE jobs SET summary = '{not json', final_job = '{not json', body = '{not json'")
         elif how == "a directory":
             for path in home.glob("simulator.db*"):
                 path.unlink()

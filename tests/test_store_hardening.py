@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ftctl.simulator.store import SCHEMA_VERSION
+
 from workers import created_by
 
 BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", "m", "--n-evals", "4", "--early-stopping"]
@@ -123,7 +125,7 @@ def test_a_store_from_a_newer_ftctl_is_refused(ftctl, ftctl_home):
     db.close()
     result = ftctl("list")
     assert result.exit_code == 1
-    assert "written by a newer ftctl (schema 99, this ftctl reads 1)" in result.stderr
+    assert f"written by a newer ftctl (schema 99, this ftctl reads {SCHEMA_VERSION})" in result.stderr
 
 
 def test_read_only_home_is_a_clear_error(ftctl):
@@ -149,3 +151,30 @@ def test_state_files_are_user_only(ftctl, ftctl_home):
     assert (ftctl_home.stat().st_mode & 0o777) == 0o700
     for name in ("simulator.db", "jobs.json"):
         assert ((ftctl_home / name).stat().st_mode & 0o077) == 0, name
+
+
+def test_a_store_from_the_first_schema_is_upgraded_in_place_and_keeps_its_jobs(ftctl, ftctl_home, tmp_path):
+    """Schema 1 had no stored final job; its rows are read the slow way and new ones the fast way."""
+    old_job = _one_job(ftctl)
+    before = ftctl("retrieve", old_job, "--json").json()
+    db_path = ftctl_home / "simulator.db"
+    columns = "seq, id, created_at, speed, cancel_at, seed, body, scenario, eval_loss, summary"
+    v1 = tmp_path / "v1.db"
+    old = sqlite3.connect(v1)
+    old.execute("CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, "
+                "created_at REAL NOT NULL, speed TEXT NOT NULL, cancel_at REAL, seed INTEGER NOT NULL, "
+                "body TEXT NOT NULL, scenario TEXT, eval_loss TEXT NOT NULL, summary TEXT NOT NULL)")
+    old.execute(f"ATTACH DATABASE ? AS current", (str(db_path),))
+    old.execute(f"INSERT INTO jobs ({columns}) SELECT {columns} FROM current.jobs")
+    old.commit()
+    old.execute("DETACH DATABASE current")
+    old.execute("PRAGMA user_version = 1")
+    old.commit()
+    old.close()
+    for extra in ("", "-wal", "-shm"):
+        Path(str(db_path) + extra).unlink(missing_ok=True)
+    v1.rename(db_path)
+    assert ftctl("retrieve", old_job, "--json").json() == before
+    new_job = _one_job(ftctl)
+    assert {j["id"] for j in ftctl("list", "--json").json()} == {old_job, new_job}
+    assert sqlite3.connect(db_path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

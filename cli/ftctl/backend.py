@@ -8,6 +8,7 @@ Failures are ``FtctlError``s: ``NotFound`` (6), ``AuthError`` (4), ``ApiError`` 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
@@ -16,6 +17,19 @@ if TYPE_CHECKING:
     from ftctl.simulator.scenarios import Scenario
 
 Wire = dict[str, Any]
+
+
+class Encoded(dict):
+    """A wire object that carries the exact compact JSON it was decoded from (the simulator keeps
+    each finished job that way), so ``--json`` copies that text instead of encoding the object
+    again: listing 10,000 jobs is then a decode, not a decode and an encode. Read-only by
+    convention: a changed object must be a new plain dict."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        super().__init__(json.loads(text))
+        self.text = text
 
 # Job statuses (together-api.md §4.1). Unknown ones are kept as they are, never an error.
 TERMINAL_STATUSES = frozenset({"completed", "error", "user_error", "cancelled"})

@@ -7,6 +7,8 @@ import json
 import math
 from typing import IO, Any
 
+from ftctl.backend import Encoded
+
 CHUNK = 2000  # list items encoded at a time when streaming
 
 
@@ -34,13 +36,18 @@ def dumps(value: Any, *, pretty: bool = False) -> str:
 
 def write(stream: IO[str], value: Any, *, pretty: bool = False) -> None:
     """``dumps(value)`` and a newline, written in pieces: a long compact list (100,000 events) is
-    encoded a chunk at a time, so the whole document never sits in memory twice."""
-    if pretty or not isinstance(value, list) or len(value) <= CHUNK:
+    encoded a chunk at a time, so the whole document never sits in memory twice, and objects that
+    carry their own compact JSON (``Encoded``) are copied, not encoded again."""
+    if pretty or not isinstance(value, list):
         stream.write(dumps(value, pretty=pretty) + "\n")
         return
     stream.write("[")
     for start in range(0, len(value), CHUNK):
+        chunk = value[start:start + CHUNK]
         if start:
             stream.write(",")
-        stream.write(dumps(value[start:start + CHUNK])[1:-1])
+        if all(type(item) is Encoded for item in chunk):
+            stream.write(",".join(item.text for item in chunk))
+        else:
+            stream.write(dumps(chunk)[1:-1])
     stream.write("]\n")

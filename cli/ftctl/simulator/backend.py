@@ -5,7 +5,9 @@ The HTTP server of ``ftctl sim serve`` wraps this class; it does not reimplement
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import math
 import time
 import uuid
@@ -16,6 +18,7 @@ from ftctl import early_stopping as es
 from ftctl.backend import TERMINAL_STATUSES, MetricsQuery, Wire
 from ftctl.create_request import check_body
 from ftctl.errors import ApiError, InvalidInput, NotFound
+from ftctl.output.jsonio import dumps  # compact and strict: the text --json copies out as it is
 from ftctl.simulator import scenarios, timeline
 from ftctl.simulator.scenarios import Scenario
 from ftctl.simulator.store import Record, Store
@@ -80,18 +83,23 @@ class Simulator:
             n_checkpoints=body.get("n_checkpoints") or 1, seed=seed)
         stored = {k: v for k, v in body.items() if k not in _SECRET_FIELDS}
         stored["_steps_per_epoch"] = steps_per_epoch
-        record = Record(job_id, self.clock(), self.speed, None, seed, stored,
-                        None if scenario is None else scenario.settings_json(), Record.encode_loss(eval_loss),
-                        plan.summary())
+        record = Record(job_id, self.clock(), self.speed, None, seed, json.dumps(stored),
+                        None if scenario is None else json.dumps(scenario.settings_json()),
+                        Record.encode_loss(eval_loss), json.dumps(plan.summary()))
+        # Once it has ended, a job that is not cancelled never changes again: keep that object, so
+        # reading finished jobs (every listing) is one decode instead of a replay.
+        view = _View(record)
+        done = view.phases.done
+        record = dataclasses.replace(record, done_at=done, final_job_json=dumps(view.job(done, full=False)))
         self.store.add(record)
-        return _View(record).job(self.clock(), full=False)
+        return _job_at(record, self.clock(), full=False)
 
     def retrieve(self, job_id: str, *, events: bool = True) -> Wire:
-        return _View(self._get(job_id)).job(self.clock(), full=events)
+        return _job_at(self._get(job_id), self.clock(), full=events)
 
     def list(self) -> list[Wire]:
         now = self.clock()
-        return [_View(r).job(now, full=False) for r in self.store.newest_first()]
+        return [_job_at(r, now, full=False) for r in self.store.newest_first()]
 
     def cancel(self, job_id: str) -> Wire:
         record = self._get(job_id)
@@ -142,6 +150,15 @@ def _time(text: str) -> float:
         from ftctl.errors import InvalidInput
 
         raise InvalidInput(f"logged_at filters must be ISO-8601 times (got {text!r})") from None
+
+
+def _job_at(record: Record, t: float, *, full: bool) -> Wire:
+    """The job object at ``t``: the stored final one when the job has ended, else computed."""
+    if not full:
+        finished = record.finished(t)
+        if finished is not None:
+            return finished
+    return _View(record).job(t, full=full)
 
 
 class _View:

@@ -17,10 +17,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
+from ftctl.backend import Encoded
 from ftctl.errors import ApiError, InvalidInput
 from ftctl.simulator.scenarios import decode_float, encode_float
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -32,32 +33,86 @@ CREATE TABLE IF NOT EXISTS jobs (
     body       TEXT NOT NULL,
     scenario   TEXT,
     eval_loss  TEXT NOT NULL,
-    summary    TEXT NOT NULL
+    summary    TEXT NOT NULL,
+    done_at    REAL,
+    final_job  TEXT
 )
 """
-_COLUMNS = "id, created_at, speed, cancel_at, seed, body, scenario, eval_loss, summary"
+# How each older schema becomes the next one (a store is upgraded in place, once, under a lock).
+_MIGRATIONS = {
+    1: ("ALTER TABLE jobs ADD COLUMN done_at REAL", "ALTER TABLE jobs ADD COLUMN final_job TEXT"),
+}
+_COLUMNS = "id, created_at, speed, cancel_at, seed, body, scenario, eval_loss, summary, done_at, final_job"
 
 
 @dataclass(frozen=True)
 class Record:
+    """One stored job. The JSON columns are decoded only when read: listing a finished job needs
+    none of them but its final object."""
+
     id: str
     created_at: float
     speed: float
     cancel_at: float | None
     seed: int
-    body: dict[str, Any]
-    scenario: dict[str, Any] | None
-    eval_loss_json: str | None  # None: not read yet (listing leaves it in the store)
-    summary: dict[str, Any]
+    body_json: str | None  # None here and below: not read yet (listing reads only what it shows)
+    scenario_json: str | None
+    eval_loss_json: str | None
+    summary_json: str | None
+    done_at: float | None = None  # when the job ends, unless cancelled first
+    final_job_json: str | None = None  # the job object from ``done_at`` on: it never changes again
     store: Store | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def body(self) -> dict[str, Any]:
+        return self._decode(self._column("body"))
+
+    @cached_property
+    def scenario(self) -> dict[str, Any] | None:
+        text = self._column("scenario")
+        return None if text is None else self._decode(text)
+
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        return self._decode(self._column("summary"))
 
     @cached_property
     def eval_loss(self) -> list[float]:
         """The curve, read and decoded only when a view needs it."""
-        text = self.eval_loss_json
-        if text is None and self.store is not None:
-            text = self.store.eval_loss_json(self.id)
-        return [decode_float(x) for x in json.loads(text or "[]")]
+        text = self._column("eval_loss")
+        try:
+            return [x if type(x) is float else decode_float(x) for x in json.loads(text or "[]")]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise self._damaged(exc) from None
+
+    def finished(self, t: float) -> dict[str, Any] | None:
+        """The job object at ``t`` if the job had ended by then (and was not cancelled)."""
+        if self.final_job_json is None or self.cancel_at is not None or self.done_at is None or t < self.done_at:
+            return None
+        try:
+            return Encoded(self.final_job_json)
+        except ValueError as exc:
+            raise self._damaged(exc) from None
+
+    def _column(self, name: str) -> str | None:
+        """A JSON column's text, read from the store now if the listing left it there."""
+        text = getattr(self, f"{name}_json")
+        if text is None and self.store is not None and self.final_job_json is not None:
+            text = self.store.column(self.id, name)
+        return text
+
+    def _decode(self, text: str | None) -> Any:
+        if text is None:
+            raise self._damaged(ValueError("the row has no value"))
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise self._damaged(exc) from None
+
+    def _damaged(self, exc: Exception) -> StoreError:
+        where = self.store.path if self.store is not None else "(unsaved)"
+        return StoreError(f"the simulator store {where} has a damaged row for job {self.id!r} ({exc}); "
+                          "move the file aside to start a new store")
 
     @staticmethod
     def encode_loss(values: list[float]) -> str:
@@ -110,7 +165,12 @@ class Store:
                     f"this ftctl reads {SCHEMA_VERSION}); upgrade ftctl, or point FTCTL_HOME elsewhere")
             if version < SCHEMA_VERSION:
                 db.execute("BEGIN IMMEDIATE")
-                db.execute(_SCHEMA)
+                version = db.execute("PRAGMA user_version").fetchone()[0]  # another process may have done it
+                if version == 0:
+                    db.execute(_SCHEMA)
+                for step in range(max(version, 1), SCHEMA_VERSION) if version else ():
+                    for statement in _MIGRATIONS[step]:
+                        db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 db.execute("COMMIT")
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -130,10 +190,9 @@ class Store:
         db = self._connect()
         with self._errors():
             db.execute(
-                f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (r.id, r.created_at, repr(r.speed), r.cancel_at, r.seed, json.dumps(r.body),
-                 None if r.scenario is None else json.dumps(r.scenario), r.eval_loss_json,
-                 json.dumps(r.summary)))
+                f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (r.id, r.created_at, repr(r.speed), r.cancel_at, r.seed, r.body_json, r.scenario_json,
+                 r.eval_loss_json, r.summary_json, r.done_at, r.final_job_json))
 
     def get(self, job_id: str) -> Record | None:
         db = self._connect()
@@ -142,17 +201,20 @@ class Store:
         return None if row is None else self._record(row)
 
     def newest_first(self) -> Iterator[Record]:
-        """Every job, without its curve (a third of the bytes, and listing never reads it)."""
+        """Every job, with only what a listing reads: a finished job's final object; the other
+        columns are read if a view needs them (a job still running)."""
         db = self._connect()
-        columns = _COLUMNS.replace("eval_loss", "NULL")
+        lazy = ("body", "scenario", "eval_loss", "summary")
+        columns = ", ".join(f"CASE WHEN final_job IS NULL THEN {c} END" if c in lazy else c
+                            for c in _COLUMNS.split(", "))
         with self._errors():
             rows = db.execute(f"SELECT {columns} FROM jobs ORDER BY seq DESC").fetchall()
         return (self._record(row) for row in rows)
 
-    def eval_loss_json(self, job_id: str) -> str | None:
+    def column(self, job_id: str, name: str) -> str | None:
         db = self._connect()
         with self._errors():
-            row = db.execute("SELECT eval_loss FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = db.execute(f"SELECT {name} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return None if row is None else row[0]
 
     def request_cancel(self, job_id: str, at: float) -> Record | None:
@@ -164,9 +226,9 @@ class Store:
 
     def _record(self, row: tuple) -> Record:
         try:
-            return Record(row[0], row[1], float(row[2]), row[3], row[4], json.loads(row[5]),
-                          None if row[6] is None else json.loads(row[6]), row[7], json.loads(row[8]), self)
-        except (ValueError, TypeError, KeyError) as exc:
+            return Record(row[0], row[1], float(row[2]), row[3], row[4], row[5], row[6], row[7], row[8],
+                          row[9], row[10], self)
+        except (ValueError, TypeError) as exc:
             raise StoreError(f"the simulator store {self.path} has a damaged row for job {row[0]!r} "
                              f"({exc}); move the file aside to start a new store") from None
 
