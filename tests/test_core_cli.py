@@ -302,3 +302,13 @@ def test_a_base_url_without_a_key_is_not_dropped_silently(ftctl):
     assert "http://127.0.0.1:9 is not used: set TOGETHER_API_KEY or pass --backend together" in result.stderr
     result = ftctl("list", env={"TOGETHER_BASE_URL": "https://example.invalid"})
     assert "https://example.invalid is not used" in result.stderr
+
+
+@pytest.mark.parametrize("total,n_evals", [(120, 10), (100, 8), (24, 24), (1_000_000, 10_000), (7, 3)])
+def test_the_schedule_is_the_contracts_rounding_whatever_the_path(total, n_evals):
+    from ftctl import early_stopping as es
+    from ftctl.simulator.timeline import make_plan
+
+    plan = make_plan(n_epochs=1, steps_per_epoch=total, n_evals=n_evals, eval_loss=[1.0] * n_evals,
+                     settings=None, fail_at=None, n_checkpoints=1, seed=0)
+    assert plan.eval_steps == tuple(es.evaluation_step(i, total, n_evals) for i in range(1, n_evals + 1))

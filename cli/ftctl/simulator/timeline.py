@@ -80,7 +80,10 @@ class Plan:
 def make_plan(*, n_epochs: int, steps_per_epoch: int, n_evals: int, eval_loss: list[float],
               settings: es.Settings | None, fail_at: int | None, n_checkpoints: int, seed: int) -> Plan:
     total = n_epochs * steps_per_epoch
-    evals = tuple(es.evaluation_step(i, total, n_evals) for i in range(1, n_evals + 1))
+    if n_evals and total % n_evals == 0:  # evenly divisible, the usual case: no rounding to do
+        evals = tuple(range(total // n_evals, total + 1, total // n_evals))
+    else:
+        evals = tuple(es.evaluation_step(i, total, n_evals) for i in range(1, n_evals + 1))
     every = tuple(sorted({round(j * total / n_checkpoints) for j in range(1, n_checkpoints)} - {0}))
     return Plan(n_epochs, total, evals, tuple(eval_loss), settings, fail_at, every, seed)
 
