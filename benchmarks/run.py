@@ -1,0 +1,219 @@
+"""Start-up and scale of ftctl, measured as a user meets it: whole processes, medians of repeated
+runs, each printed as a ratio to ``python -c pass`` measured in the same run (so a busy or slow
+machine moves both sides). Peak memory is the child's max RSS.
+
+    python benchmarks/run.py            # the full table (a few minutes: it builds large jobs first)
+    python benchmarks/run.py --quick    # fewer repeats, the small cases only
+
+It writes the table to ``benchmarks/RESULTS.md`` (with the machine it ran on) and prints it. It is
+not a test: timings on a shared machine are for reading, not for asserting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# The console script users run, from this interpreter's environment (else `python -m ftctl`).
+_SCRIPT = Path(sys.executable).parent / "ftctl"
+FTCTL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "ftctl"]
+
+
+@dataclass
+class Case:
+    name: str
+    argv: list[str]
+    budget: float | None  # ratio to `python -c pass`
+    memory_budget_mib: float | None = None
+    env: dict[str, str] | None = None
+
+
+@dataclass
+class Measured:
+    case: Case
+    median_ms: float
+    ratio: float
+    peak_mib: float
+
+    @property
+    def verdict(self) -> str:
+        ok = (self.case.budget is None or self.ratio <= self.case.budget) and (
+            self.case.memory_budget_mib is None or self.peak_mib <= self.case.memory_budget_mib)
+        return "ok" if ok else "OVER"
+
+
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one run of ``argv``."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(argv)}\n{err}")
+    return elapsed, usage.ru_maxrss / 1024  # Linux reports KiB
+
+
+def median_of(argv: list[str], env: dict[str, str], repeat: int) -> tuple[float, float]:
+    timed(argv, env)  # warm the file cache; not counted
+    runs = [timed(argv, env) for _ in range(repeat)]
+    return statistics.median(t for t, _ in runs), max(m for _, m in runs)
+
+
+def ftctl(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run(FTCTL + list(args), env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"setup failed: ftctl {' '.join(args)}\n{out.stderr}")
+    return out.stdout.strip()
+
+
+def scenario(path: Path, values: list[float], steps_per_epoch: int) -> Path:
+    path.write_text(json.dumps({"eval_loss": values, "steps_per_epoch": steps_per_epoch}))
+    return path
+
+
+def falling_then_flat(n: int) -> list[float]:
+    """A realistic long history: a fall, a plateau with small wiggles, a late rise."""
+    import math
+    import random
+
+    rng = random.Random(n)
+    return [round(0.5 + 1.7 * math.exp(-6 * i / n) + 0.4 * max(0.0, i / n - 0.8) ** 2 + rng.gauss(0, 0.002), 6)
+            for i in range(1, n + 1)]
+
+
+def create(env: dict[str, str], tmp: Path, *args: str) -> str:
+    return ftctl(env, "create", "-t", "file-train", "-v", "file-val", "-m", "bench/model", "-q", *args)
+
+
+def build_cases(env: dict[str, str], tmp: Path, quick: bool) -> list[Case]:
+    small = create(env, tmp, "--n-epochs", "5", "--n-evals", "10", "--early-stopping")
+    cases = [
+        Case("ftctl --version", ["--version"], 8),
+        Case("ftctl --help", ["--help"], None),
+        Case("TAB completion round-trip (ftctl retrieve ft-<TAB>)", [], 8,
+             env={"_FTCTL_COMPLETE": "complete_bash", "COMP_WORDS": "ftctl retrieve ft-", "COMP_CWORD": "2"}),
+        Case("ftctl retrieve ID --json (simulator)", ["retrieve", small, "--json"], 18),
+        Case("ftctl list --json (simulator, a few jobs)", ["list", "--json"], None),
+    ]
+    sizes = [1_000] if quick else [1_000, 10_000, 100_000]
+    for n in sizes:
+        # early stopping on, patience wide enough that the whole history is recorded
+        job = create(env, tmp, "--n-evals", str(n), "--early-stopping", "--patience", str(n // 2),
+                     "--sim-scenario", str(scenario(tmp / f"curve-{n}.json", falling_then_flat(n), n)))
+        budget = 60 if n == 100_000 else None
+        cases.append(Case(f"ftctl metrics ID ({n:,} evaluations, chart + explanation)", ["metrics", job],
+                          budget, 150 if n == 100_000 else None))
+    if not quick:
+        many_events = create(env, tmp, "--n-evals", "100000", "--early-stopping", "--sim-scenario", "improving")
+        cases.append(Case("ftctl events ID --json (100,000 events)", ["events", many_events, "--json"], 60, 150))
+        big = scenario(tmp / "big.json", falling_then_flat(10_000), 1_000_000)
+        cases.append(Case("simulate 1,000,000 steps / 10,000 evaluations to completion (create)",
+                          ["create", "-t", "f", "-v", "v", "-m", "m", "--n-evals", "10000", "--early-stopping",
+                           "--patience", "5000", "--sim-scenario", str(big), "-q"], 40))
+        big_job = create(env, tmp, "--n-evals", "10000", "--early-stopping", "--patience", "5000",
+                         "--sim-scenario", str(big))
+        cases.append(Case("... and retrieved (ftctl retrieve ID --json)", ["retrieve", big_job, "--json"], 40))
+    return cases
+
+
+def fill_store(home: Path, count: int) -> None:
+    """Put ``count`` jobs in the simulator's store directly (through the Simulator, in one process)."""
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from ftctl.simulator.backend import Simulator\n"
+        "from ftctl.create_request import CreateOptions, build_body\n"
+        "sim = Simulator(Path(sys.argv[1]), speed=float('inf'))\n"
+        "body = build_body(CreateOptions(training_file='f', validation_file='v', model='m', n_evals=10,"
+        " n_epochs=3, early_stopping=True))\n"
+        "for _ in range(int(sys.argv[2])): sim.create(dict(body))\n")
+    subprocess.run([sys.executable, "-c", code, str(home), str(count)], check=True)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}), "
+            f"Python {platform.python_version()}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7, help="runs per case (the median is reported)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and only the small cases")
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args()
+    repeat = 3 if args.quick else args.repeat
+    tmp = Path(tempfile.mkdtemp(prefix="ftctl-bench-"))
+    # As a user runs it: bytecode compiled (pip compiles at install; an editable install or
+    # PYTHONDONTWRITEBYTECODE would otherwise recompile every module on every run).
+    drop = ("TOGETHER_API_KEY", "FTCTL_BACKEND", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update({"FTCTL_HOME": str(tmp / "home"), "FTCTL_SIM_SPEED": "inf", "COLUMNS": "100"})
+    import compileall
+    import ftctl
+
+    compileall.compile_dir(str(Path(ftctl.__file__).parent), quiet=1)
+    try:
+        print("setting up jobs ...", file=sys.stderr)
+        cases = build_cases(env, tmp, args.quick)
+        if not args.quick:
+            many = tmp / "many"
+            fill_store(many, 10_000)
+            cases.append(Case("ftctl list --json (10,000 jobs in the store)", ["list", "--json"], 40,
+                              env={"FTCTL_HOME": str(many)}))
+        base, _ = median_of([sys.executable, "-c", "pass"], env, max(repeat, 11))
+        results = []
+        for case in cases:
+            print(f"  {case.name} ...", file=sys.stderr)
+            run_env = {**env, **(case.env or {})}
+            seconds, peak = median_of(FTCTL + case.argv, run_env, repeat)
+            results.append(Measured(case, seconds * 1000, seconds / base, peak))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    table = render(results, base * 1000, repeat)
+    args.out.write_text(table)
+    print(table)
+    return 0
+
+
+def render(results: list[Measured], base_ms: float, repeat: int) -> str:
+    lines = [
+        "# ftctl benchmarks",
+        "",
+        f"Last run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}.",
+        f"Medians of {repeat} whole-process runs (`{' '.join(Path(a).name for a in FTCTL)} ...`); `python -c pass` = {base_ms:.1f} ms "
+        "in the same run. Budgets from issue 6 are ratios to it. Regenerate: `python benchmarks/run.py`.",
+        "",
+        "| case | median | × python -c pass | budget | peak RSS | |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        budget = f"≤ {r.case.budget:g}×" if r.case.budget else "—"
+        if r.case.memory_budget_mib:
+            budget += f", ≤ {r.case.memory_budget_mib:g} MiB"
+        lines.append(f"| {r.case.name} | {r.median_ms:.0f} ms | {r.ratio:.1f}× | {budget} | "
+                     f"{r.peak_mib:.0f} MiB | {r.verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
