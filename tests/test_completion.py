@@ -219,7 +219,6 @@ def test_job_id_commands_are_the_commands_whose_argument_is_a_job_id():
     import typer
 
     from ftctl.app import app
-    from ftctl.commands.completers import job_ids
 
     group = typer.main.get_command(app)
     takes_id = set()

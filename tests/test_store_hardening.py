@@ -164,7 +164,7 @@ def test_a_store_from_the_first_schema_is_upgraded_in_place_and_keeps_its_jobs(f
     old.execute("CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, "
                 "created_at REAL NOT NULL, speed TEXT NOT NULL, cancel_at REAL, seed INTEGER NOT NULL, "
                 "body TEXT NOT NULL, scenario TEXT, eval_loss TEXT NOT NULL, summary TEXT NOT NULL)")
-    old.execute(f"ATTACH DATABASE ? AS current", (str(db_path),))
+    old.execute("ATTACH DATABASE ? AS current", (str(db_path),))
     old.execute(f"INSERT INTO jobs ({columns}) SELECT {columns} FROM current.jobs")
     old.commit()
     old.execute("DETACH DATABASE current")

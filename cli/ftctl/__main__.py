@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ftctl.errors import FtctlError
 
 
 def main() -> None:
@@ -84,7 +88,7 @@ def _option(argv: list[str], name: str) -> str | None:
     return value
 
 
-def _report(exc: "FtctlError", json_errors: bool, color: str = "auto") -> int:
+def _report(exc: FtctlError, json_errors: bool, color: str = "auto") -> int:
     if json_errors:
         from ftctl.output.jsonio import dumps
 

@@ -171,13 +171,10 @@ def create(
     elif wait:
         if not session.json:  # under --json, the one object printed is the job at its end
             session.term.note(f"Created {job['id']}; waiting for it to end (Ctrl-C stops waiting, not the job).")
-    elif session.json:
-        session.emit(job)
     else:
-        from ftctl.output import views
-
-        views.job(session.term, job)
-        session.term.note(f"Follow it with: ftctl retrieve {job['id']}   (events, metrics: ftctl metrics {job['id']})")
+        show_job(session, job)
+        if not session.json:
+            session.term.note(f"Follow it with: ftctl wait {job['id']}   (then: ftctl metrics {job['id']})")
     if wait:
         from ftctl.commands.follow import wait_for
 
@@ -192,13 +189,7 @@ def retrieve(session: Session, job_id: JOB_ID, wait: WAIT = False, timeout: TIME
     if check_wait_options(wait, timeout, interval):
         wait_for(session, job_id, timeout=timeout, interval=interval)
         return
-    job = jobs.retrieve(session.backend, session.local, job_id)
-    if session.json:
-        session.emit(job)
-        return
-    from ftctl.output import views
-
-    views.job(session.term, job)
+    show_job(session, jobs.retrieve(session.backend, session.local, job_id))
 
 
 def list_(session: Session,
@@ -230,7 +221,11 @@ def cancel(session: Session, job_id: JOB_ID,
                              err=True):
             session.term.note("Not cancelled; the job keeps running.")
             return
-    job = jobs.cancel(session.backend, session.local, job_id)
+    show_job(session, jobs.cancel(session.backend, session.local, job_id))
+
+
+def show_job(session: Session, job: dict) -> None:
+    """A job as the API's JSON under --json, else its summary."""
     if session.json:
         session.emit(job)
         return
