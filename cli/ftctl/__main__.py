@@ -103,8 +103,6 @@ def _report(exc: FtctlError, json_errors: bool, color: str = "auto") -> int:
 
 
 def _silence_stdout() -> None:
-    import os
-
     try:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except OSError:
