@@ -311,3 +311,12 @@ def test_the_schedule_is_the_contracts_rounding_whatever_the_path(total, n_evals
     plan = make_plan(n_epochs=1, steps_per_epoch=total, n_evals=n_evals, eval_loss=[1.0] * n_evals,
                      settings=None, fail_at=None, n_checkpoints=1, seed=0)
     assert plan.eval_steps == tuple(es.evaluation_step(i, total, n_evals) for i in range(1, n_evals + 1))
+
+
+def test_events_can_be_filtered_by_type(ftctl, scenario_file):
+    job_id = create(ftctl, "--n-epochs", "5", "--n-evals", "10", "--early-stopping",
+                    "--sim-scenario", scenario_file(WORKED, steps_per_epoch=24))
+    rows = ftctl("events", job_id, "--type", "early_stopped", "--type", "REFUND", "--json").json()
+    assert [e["type"] for e in rows] == ["early_stopped", "refund"]
+    empty = ftctl("events", job_id, "--type", "")
+    assert empty.exit_code == 2 and "--type must name an event type" in empty.stderr

@@ -83,6 +83,8 @@ def cancel(backend: Backend, local: LocalState | None, job_id: str) -> Wire:
 
 
 def events(backend: Backend, job_id: str, *, types: list[str] | None = None) -> list[Wire]:
+    if types and not all(t.strip() for t in types):
+        raise InvalidInput("--type must name an event type, such as early_stopped or refund (got '')")
     rows = backend.events(check_job_id(job_id))
     if types:
         wanted = {t.lower() for t in types}
