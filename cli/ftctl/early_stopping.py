@@ -38,6 +38,11 @@ def exact(value: float) -> Decimal:
     return Decimal(repr(float(value)))
 
 
+def exact_difference(a: float, b: float) -> Decimal:
+    """``a − b`` in exact decimals of the values as reported (A2): never rounded."""
+    return _EXACT.subtract(exact(a), exact(b))
+
+
 @dataclass(frozen=True)
 class Settings:
     """P, D and W, already validated (``check_parameters``). Defaults are the server's."""
@@ -85,7 +90,7 @@ def improves(best: float, value: float, min_delta: float) -> bool:
     gap = best - value - min_delta
     if abs(gap) > 1e-13 * (abs(best) + abs(value) + min_delta) + 1e-300:
         return gap > 0
-    return _EXACT.subtract(exact(best), exact(value)) > exact(min_delta)
+    return exact_difference(best, value) > exact(min_delta)
 
 
 def advance(state: State, value: float, settings: Settings) -> State:
@@ -131,7 +136,7 @@ def improvement_threshold(state: State, settings: Settings) -> Decimal | None:
     """What the next evaluation must be strictly below to count (None: anything finite counts)."""
     if state.best_value is None:
         return None
-    return _EXACT.subtract(exact(state.best_value), exact(settings.min_delta))
+    return exact_difference(state.best_value, settings.min_delta)
 
 
 def evaluation_step(i: int, total_steps: int, n_evals: int) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import textwrap
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING
 
 from ftctl import early_stopping as es
@@ -52,16 +51,9 @@ def settings_text(s: es.Settings) -> str:
     return f"patience {s.patience}, min_delta {value(s.min_delta)}, warmup {s.warmup_evals}"
 
 
-def _exact_gap(best: float, x: float) -> Decimal:
-    with localcontext() as ctx:
-        ctx.prec = 1000  # exact for any two floats' shortest reprs (see early_stopping._EXACT)
-        return es.exact(best) - es.exact(x)
-
-
 def _threshold(best: float, min_delta: float) -> str:
-    with localcontext() as ctx:
-        ctx.prec = 1000
-        return str(es.exact(best) - es.exact(min_delta))
+    """What an evaluation had to be below to count: the rule's own exact arithmetic."""
+    return str(es.exact_difference(best, min_delta))
 
 
 def _of(a: Analysis) -> str:
@@ -172,7 +164,7 @@ def _boundaries(a: Analysis) -> list[Line]:
     for e in a.evaluations:
         if e.improved is not False or e.best_before is None or not math.isfinite(e.eval_loss):
             continue
-        gap = _exact_gap(e.best_before, e.eval_loss)
+        gap = es.exact_difference(e.best_before, e.eval_loss)
         if gap == delta:
             if d == 0:
                 found.append(f"Evaluation {e.eval} ({value(e.eval_loss)}) equals the best; a tie does not count "
