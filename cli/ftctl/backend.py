@@ -9,6 +9,7 @@ Failures are ``FtctlError``s: ``NotFound`` (6), ``AuthError`` (4), ``ApiError`` 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
@@ -17,6 +18,14 @@ if TYPE_CHECKING:
     from ftctl.simulator.scenarios import Scenario
 
 Wire = dict[str, Any]
+
+
+def wire_float(x: float) -> float | str:
+    """A float as ftctl's JSON carries it: strict JSON has no NaN or infinities, so they are the
+    strings "NaN", "Infinity" and "-Infinity" (cli-contract.md); text views use the same words."""
+    if math.isfinite(x):
+        return x
+    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
 
 
 class Encoded(dict):

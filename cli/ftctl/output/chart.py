@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+from ftctl.backend import wire_float
+
 if TYPE_CHECKING:
     from rich.text import Text
 
@@ -106,7 +108,7 @@ def fmt_loss(value: float | None) -> str:
     if value is None:
         return "null"
     if not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return wire_float(value)
     text = repr(value)
     return text if len(text) <= 8 else f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.4f}"
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ftctl import early_stopping as es
+from ftctl.backend import wire_float
 
 if TYPE_CHECKING:
     from ftctl.analysis import Analysis, Verdict, WhatIf
@@ -40,10 +41,8 @@ def value(x: float | None) -> str:
     """A loss as reported: the shortest repr, NaN and infinities in the JSON contract's spelling."""
     if x is None:
         return "null"
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
+    if not math.isfinite(x):
+        return wire_float(x)
     return repr(float(x))
 
 

@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import IO, Any
 
-from ftctl.backend import Encoded
+from ftctl.backend import Encoded, wire_float
 
 CHUNK = 2000  # list items encoded at a time when streaming
 
@@ -15,9 +14,7 @@ CHUNK = 2000  # list items encoded at a time when streaming
 def strict(value: Any) -> Any:
     """A copy of ``value`` with every non-finite float replaced by its contract string."""
     if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return wire_float(value)
     if isinstance(value, dict):
         return {k: strict(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

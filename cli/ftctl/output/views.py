@@ -6,9 +6,10 @@ ISO-8601 UTC times, nothing cut, no colour, so that ``cut``/``awk``/``grep`` wor
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
-from ftctl.backend import FAILED_STATUSES, TERMINAL_STATUSES
+from ftctl.backend import FAILED_STATUSES, TERMINAL_STATUSES, wire_float
 from ftctl.output.terminal import Terminal
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ def fmt_loss(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, float):
-        return repr(value) if value != value or value in (float("inf"), float("-inf")) else f"{value:.6g}"
+        return wire_float(value) if not math.isfinite(value) else f"{value:.6g}"
     return str(value)
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from ftctl.backend import wire_float
 from ftctl.create_request import WHOLE_MAX
 from ftctl.errors import InvalidInput
 
@@ -35,7 +36,7 @@ class Scenario:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         if self.eval_loss is not None:
-            data["eval_loss"] = [encode_float(x) for x in self.eval_loss]
+            data["eval_loss"] = [wire_float(x) for x in self.eval_loss]
         return data
 
     def settings_json(self) -> dict[str, Any]:
@@ -47,13 +48,6 @@ class Scenario:
         values = data.get("eval_loss")
         return cls(data["name"], None if values is None else tuple(decode_float(v) for v in values),
                    data.get("steps_per_epoch"), data.get("fail_at_step"), data.get("preset"))
-
-
-def encode_float(x: float) -> float | str:
-    """JSON has no NaN/Infinity: write them as the strings the contract uses."""
-    if math.isfinite(x):
-        return x
-    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
 
 
 def decode_float(v: Any) -> float:

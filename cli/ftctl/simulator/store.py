@@ -17,9 +17,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
-from ftctl.backend import Encoded
+from ftctl.backend import Encoded, wire_float
 from ftctl.errors import ApiError, InvalidInput
-from ftctl.simulator.scenarios import decode_float, encode_float
+from ftctl.simulator.scenarios import decode_float
 
 SCHEMA_VERSION = 2
 _SCHEMA = """
@@ -116,7 +116,7 @@ class Record:
 
     @staticmethod
     def encode_loss(values: list[float]) -> str:
-        return json.dumps([encode_float(x) for x in values])
+        return json.dumps([wire_float(x) for x in values])
 
 
 class StoreError(ApiError):
