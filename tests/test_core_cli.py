@@ -320,3 +320,25 @@ def test_events_can_be_filtered_by_type(ftctl, scenario_file):
     assert [e["type"] for e in rows] == ["early_stopped", "refund"]
     empty = ftctl("events", job_id, "--type", "")
     assert empty.exit_code == 2 and "--type must name an event type" in empty.stderr
+
+
+def test_a_cancel_that_loses_the_race_still_reads_as_cancelled(tmp_path):
+    """Two processes cancel at once; the one whose request was not the one recorded must still
+    answer with a cancelled job, not the pending job it read before."""
+    from ftctl.create_request import CreateOptions, build_body
+    from ftctl.simulator.backend import Simulator
+
+    body = build_body(CreateOptions(training_file="f", validation_file="v", model="m", n_evals=4,
+                                    early_stopping=True))
+    job_id = Simulator(tmp_path, speed=1.0, clock=lambda: 1000.0).create(body)["id"]
+    other = Simulator(tmp_path, speed=1.0, clock=lambda: 1000.4)
+    calls = []
+
+    def late_clock():  # the other process records its cancel right after this one reads the clock
+        if not calls:
+            other.cancel(job_id)
+        calls.append(1)
+        return 1000.2
+
+    answer = Simulator(tmp_path, speed=1.0, clock=late_clock).cancel(job_id)
+    assert answer["status"] == "cancel_requested"

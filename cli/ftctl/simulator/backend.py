@@ -112,7 +112,9 @@ class Simulator:
             raise Conflict(f"job {job_id} has already ended ({status}); only a pending, queued or "
                            "running job can be cancelled")
         record = self.store.request_cancel(job_id, now) or record
-        return _View(record).job(now, full=False)
+        # Read the clock again: another process may have recorded its (later) request first, and
+        # the job must read as cancelled from that instant on.
+        return _View(record).job(max(self.clock(), record.cancel_at or now), full=False)
 
     def events(self, job_id: str) -> list[Wire]:
         view = _View(self._get(job_id))
