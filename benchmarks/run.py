@@ -133,7 +133,7 @@ def fill_store(home: Path, count: int) -> None:
     """Put ``count`` jobs in the simulator's store directly (through the Simulator, in one process)."""
     code = (
         "import sys; from pathlib import Path\n"
-        "from ftctl.simulator.backend import Simulator\n"
+        "from ftctl.backends.simulator.backend import Simulator\n"
         "from ftctl.create_request import CreateOptions, build_body\n"
         "sim = Simulator(Path(sys.argv[1]), speed=float('inf'))\n"
         "body = build_body(CreateOptions(training_file='f', validation_file='v', model='m', n_evals=10,"

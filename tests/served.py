@@ -44,7 +44,7 @@ class Served:
         return response.json()["data"]
 
     def inject(self, **fault: Any) -> None:
-        """Queue a fault for the next matching request(s) (``ftctl.simulator.faults``)."""
+        """Queue a fault for the next matching request(s) (``ftctl.backends.simulator.faults``)."""
         self._admin("POST", fault)
 
     def pending(self) -> list[dict[str, Any]]:

@@ -17,9 +17,9 @@ from typing import Callable
 
 import pytest
 
-from ftctl.create_request import WHOLE_MAX
-from ftctl.simulator.scenarios import MAX_FILE_BYTES
-from ftctl.simulator.store import SCHEMA_VERSION
+from ftctl.request_checks import WHOLE_MAX
+from ftctl.backends.simulator.scenarios import MAX_FILE_BYTES
+from ftctl.backends.simulator.store import SCHEMA_VERSION
 
 KEY = "tgk-bad-input-matrix-key"
 CREATE = ("create", "-t", "file-train", "-v", "file-val", "-m", "m")

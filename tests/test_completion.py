@@ -20,7 +20,7 @@ import pytest
 
 from ftctl.commands.completers import JOB_ID_COMMANDS, quick_answer
 from ftctl.completion_scripts import FILES, REGENERATE, SHELLS, drift, script
-from ftctl.simulator.scenarios import PRESETS
+from ftctl.backends.simulator.scenarios import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPLETIONS = ROOT / "completions"
@@ -282,7 +282,7 @@ def test_tab_is_offline_and_cheap_even_with_the_real_backend(ftctl_home, tmp_pat
            "FTCTL_BACKEND": "together"}
     out, modules = _tab_in_a_process("ftctl retrieve ft-", env)
     assert _zsh_candidates(out) == [("ft-remote", "running · m")]
-    heavy = {"httpx", "sqlite3", "pydantic", "rich", "ftctl.simulator.store", "ftctl.together"}
+    heavy = {"httpx", "sqlite3", "pydantic", "rich", "ftctl.backends.simulator.store", "ftctl.backends.together"}
     assert not heavy & modules, heavy & modules
     assert "typer" not in modules  # a job id is answered before Typer loads
     # values with descriptions answered by Typer: its Rich rendering of descriptions is replaced

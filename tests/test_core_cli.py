@@ -277,7 +277,7 @@ def test_concurrent_creates_lose_nothing(ftctl_proc):
 
 def test_job_advances_with_the_clock(ftctl, monkeypatch):
     """At a finite speed a job moves pending → queued → running → uploading → completed."""
-    import ftctl.simulator.backend as backend
+    import ftctl.backends.simulator.backend as backend
 
     now = [1_000_000.0]
     monkeypatch.setattr(backend, "now", lambda: now[0])
@@ -306,7 +306,7 @@ def test_a_base_url_without_a_key_is_not_dropped_silently(ftctl):
 @pytest.mark.parametrize("total,n_evals", [(120, 10), (100, 8), (24, 24), (1_000_000, 10_000), (7, 3)])
 def test_the_schedule_is_the_contracts_rounding_whatever_the_path(total, n_evals):
     from ftctl import early_stopping as es
-    from ftctl.simulator.timeline import make_plan
+    from ftctl.backends.simulator.timeline import make_plan
 
     plan = make_plan(n_epochs=1, steps_per_epoch=total, n_evals=n_evals, eval_loss=[1.0] * n_evals,
                      settings=None, fail_at=None, n_checkpoints=1, seed=0)
@@ -326,7 +326,7 @@ def test_a_cancel_that_loses_the_race_still_reads_as_cancelled(tmp_path):
     """Two processes cancel at once; the one whose request was not the one recorded must still
     answer with a cancelled job, not the pending job it read before."""
     from ftctl.create_request import CreateOptions, build_body
-    from ftctl.simulator.backend import Simulator
+    from ftctl.backends.simulator.backend import Simulator
 
     body = build_body(CreateOptions(training_file="f", validation_file="v", model="m", n_evals=4,
                                     early_stopping=True))

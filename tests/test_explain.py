@@ -214,7 +214,7 @@ def test_a_job_ftctl_did_not_create_says_the_defaults_are_assumed(ftctl, scenari
 
 
 def test_running_job_says_what_the_next_evaluation_must_beat(ftctl, scenario_file, monkeypatch):
-    import ftctl.simulator.backend as backend
+    import ftctl.backends.simulator.backend as backend
 
     now = [1_000_000.0]
     monkeypatch.setattr(backend, "now", lambda: now[0])

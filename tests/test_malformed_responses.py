@@ -25,11 +25,11 @@ import typer.main
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import ftctl.backend
+import ftctl.backends
 import ftctl.follow as follow
 from ftctl.__main__ import run
 from ftctl.models import Checkpoint, Event, Job, MetricsRow, ResponseError, parse, parse_list, unwrap_list
-from ftctl.together import HttpSettings, TogetherBackend, server_message
+from ftctl.backends.together import HttpSettings, TogetherBackend, server_message
 
 from served import on_the_api
 
@@ -96,11 +96,11 @@ def api(monkeypatch) -> Api:
     mock = Api()
     mock.set()
 
-    def open_backend(config, *, trace=None):
+    def open_backend(config, *, trace=None, scenario=None):
         return TogetherBackend(config, transport=httpx.MockTransport(mock.handle), trace=trace,
                                settings=HttpSettings(max_retries=0, retry_delay=0), sleep=lambda s: None)
 
-    monkeypatch.setattr(ftctl.backend, "open_backend", open_backend)
+    monkeypatch.setattr(ftctl.backends, "open_backend", open_backend)
     monkeypatch.setattr(follow, "sleep", lambda seconds: None)  # wait's pause between polls
     # Build the command tree once, not once per run: the fuzzers run ftctl hundreds of times.
     monkeypatch.setattr(typer.main, "get_command", functools.cache(typer.main.get_command))

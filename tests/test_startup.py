@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-HEAVY = ("httpx", "pydantic", "ftctl.models", "ftctl.together", "sqlite3", "matplotlib", "plotext",
+HEAVY = ("httpx", "pydantic", "ftctl.models", "ftctl.backends.together", "sqlite3", "matplotlib", "plotext",
          "ftctl.output.chart", "ftctl.output.plot_image", "rich.table", "rich.console")
 
 

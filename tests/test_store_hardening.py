@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ftctl.simulator.store import SCHEMA_VERSION
+from ftctl.backends.simulator.store import SCHEMA_VERSION
 
 from workers import created_by
 

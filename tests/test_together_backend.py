@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ftctl.backend import MetricsQuery
+from ftctl.wire import MetricsQuery
 from ftctl.config import Config
 from ftctl.errors import ApiError, AuthError, ExitCode, FtctlError, InvalidInput, NotFound
 from ftctl.models import ResponseError
-from ftctl.together import HttpSettings, TogetherBackend, api_root, retry_after
+from ftctl.backends.together import HttpSettings, TogetherBackend, api_root, retry_after
 
 KEY = "tgk-unit-test-key"
 JOB = {"id": "ft-1", "status": "running", "user_id": "u"}

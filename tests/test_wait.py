@@ -16,7 +16,7 @@ import pytest
 
 import ftctl.follow as follow
 from ftctl.errors import ApiError, NotFound
-from ftctl.simulator.backend import Simulator
+from ftctl.backends.simulator.backend import Simulator
 
 BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", "Qwen/Qwen3.5-9B"]
 WORKED = [2.0, 1.5, 1.2, 0.4213, 0.45, 0.47, 0.40, 0.39, 0.38, 0.37]
@@ -27,7 +27,7 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 @pytest.fixture
 def clock(monkeypatch):
     """One fake clock for the simulator and the wait: sleeping moves it."""
-    import ftctl.simulator.backend as backend
+    import ftctl.backends.simulator.backend as backend
 
     now = [1_000_000.0]
     monkeypatch.setattr(backend, "now", lambda: now[0])

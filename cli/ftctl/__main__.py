@@ -90,7 +90,7 @@ def _option(argv: list[str], name: str) -> str | None:
 
 def _report(exc: FtctlError, json_errors: bool, color: str = "auto") -> int:
     if json_errors:
-        from ftctl.output.jsonio import dumps
+        from ftctl.wire import dumps
 
         sys.stderr.write(dumps({"error": {"code": exc.code, "message": exc.message,
                                           "exit_code": int(exc.exit_code)}}) + "\n")

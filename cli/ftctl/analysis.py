@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, NamedTuple
 
 from ftctl import early_stopping as es
-from ftctl.backend import TERMINAL_STATUSES
+from ftctl.wire import TERMINAL_STATUSES
 
 EVAL_KEY = "eval/loss"
 STEP_KEY = "train/global_step"

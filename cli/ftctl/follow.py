@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from ftctl import early_stopping as es
 from ftctl.analysis import EVAL_KEY, STEP_KEY, eval_points
-from ftctl.backend import FAILED_STATUSES, TERMINAL_STATUSES, MetricsQuery
+from ftctl.wire import FAILED_STATUSES, TERMINAL_STATUSES, MetricsQuery
 from ftctl.errors import ApiError, JobFailed, WaitTimeout
 
 if TYPE_CHECKING:

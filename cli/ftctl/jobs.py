@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ftctl.errors import InvalidInput
 
 if TYPE_CHECKING:
     from ftctl.analysis import Analysis
-    from ftctl.backend import Backend, MetricsQuery, Wire
+    from ftctl.backend import Backend
+    from ftctl.backends.simulator.scenarios import Scenario
+    from ftctl.wire import MetricsQuery, Wire
     from ftctl.create_request import CreateOptions
     from ftctl.local_state import LocalState
 
@@ -35,27 +37,23 @@ class Created:
     job: Wire | None = None  # None on a dry run
 
 
-def create(backend_name: str, open_backend, local: LocalState | None, options: CreateOptions, *,
-           scenario: str | None = None, dry_run: bool = False) -> Created:
+def create(backend_name: str, open_backend: Callable[[Scenario | None], Backend], local: LocalState | None,
+           options: CreateOptions, *, scenario: str | None = None, dry_run: bool = False) -> Created:
     """Build and check the request; send it unless ``dry_run``. ``open_backend`` is called only
-    once every check has passed, so bad input never opens a connection or a store."""
-    from ftctl.create_request import build_body, check_body
+    once every check has passed, so bad input never opens a connection or a store; it receives the
+    simulator-only scenario, which never travels through the ``Backend`` interface."""
+    from ftctl.backends import load_scenario
+    from ftctl.create_request import build_body
+    from ftctl.request_checks import check_body
 
     body = build_body(options)
     warnings = check_body(body)
-    loaded = None
-    if scenario is not None:
-        if backend_name != "sim":
-            raise InvalidInput(f"--sim-scenario works only with the simulator (--backend sim); "
-                               f"the {backend_name} backend trains on your data (got {scenario!r})")
-        from ftctl.simulator.scenarios import load
-
-        loaded = load(scenario)
+    loaded = load_scenario(backend_name, scenario)
     result = Created(body, warnings)
     if dry_run:
         return result
-    backend: Backend = open_backend()
-    result.job = backend.create(body, scenario=loaded)
+    backend: Backend = open_backend(loaded)
+    result.job = backend.create(body)
     if local is not None:
         local.remember([result.job], sent=body)
     return result

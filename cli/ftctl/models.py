@@ -13,7 +13,7 @@ from typing import Any, Optional, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ftctl.backend import TERMINAL_STATUSES
+from ftctl.wire import TERMINAL_STATUSES
 from ftctl.errors import ApiError
 
 

@@ -19,6 +19,7 @@ from ftctl.output.terminal import COLOR_CHOICES, Terminal
 
 if TYPE_CHECKING:
     from ftctl.backend import Backend
+    from ftctl.backends.simulator.scenarios import Scenario
     from ftctl.config import Config
     from ftctl.local_state import LocalState
 
@@ -95,8 +96,12 @@ class Session:
 
     @property
     def backend(self) -> Backend:
+        return self.open_backend()
+
+    def open_backend(self, scenario: Scenario | None = None) -> Backend:
+        """The backend, opened on first use; ``scenario`` shapes the jobs the simulator creates."""
         if self._backend is None:
-            from ftctl.backend import open_backend
+            from ftctl.backends import open_backend
 
             config = self.config
             if config.backend == "sim" and config.backend_defaulted:
@@ -107,7 +112,7 @@ class Session:
                 self.term.note("Note: using the embedded simulator (TOGETHER_API_KEY is not set; "
                                + (f"{url} is not used: set TOGETHER_API_KEY or pass --backend together)."
                                   if url else "--backend together for the real API)."))
-            self._backend = open_backend(config, trace=self.term.note if self.debug else None)
+            self._backend = open_backend(config, trace=self.term.note if self.debug else None, scenario=scenario)
         return self._backend
 
     @property
@@ -119,7 +124,7 @@ class Session:
     def emit(self, value: Any, kind: str | None = None) -> None:
         """Data as strict JSON: indented on a terminal, one line otherwise. ``kind`` names what
         ``value`` is when the command prints something other than its first declared kind."""
-        from ftctl.output.jsonio import write
+        from ftctl.wire import write
 
         if self.fields is not None:
             from ftctl.output.fields import select

@@ -33,7 +33,7 @@ def _recent_jobs(command: str, incomplete: str) -> Candidates:
 
         ended: frozenset[str] = frozenset()
         if command == "cancel":
-            from ftctl.backend import TERMINAL_STATUSES as ended
+            from ftctl.wire import TERMINAL_STATUSES as ended
         out = []
         for job in LocalState(home()).recent():
             if not job["id"].startswith(incomplete):
@@ -67,7 +67,7 @@ def field_names(ctx: Any, incomplete: str) -> Candidates:
 def scenarios(incomplete: str) -> Candidates:
     """``--sim-scenario``: the presets; none matching lets the shell complete a file name."""
     try:
-        from ftctl.simulator.scenarios import PRESETS
+        from ftctl.backends.simulator.scenarios import PRESETS
 
         return [(name, about) for name, (_, about) in PRESETS.items() if name.startswith(incomplete)]
     except Exception:  # noqa: BLE001

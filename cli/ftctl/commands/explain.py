@@ -13,7 +13,7 @@ from ftctl.commands.jobs import JOB_ID
 
 if TYPE_CHECKING:
     from ftctl.analysis import Analysis
-    from ftctl.backend import MetricsQuery
+    from ftctl.wire import MetricsQuery
 
 OPTIONAL_JOB_ID = Annotated[Optional[str], JOB_ID.__metadata__[0]]
 FROM_FILE = Annotated[Optional[str], typer.Option(
@@ -152,7 +152,7 @@ def load_run(session: Session, job_id: str | None, from_file: str | None,
     if job_id is None:
         raise InvalidInput("give a job id, or --from-file FILE to read a saved history")
     from ftctl import jobs
-    from ftctl.backend import MetricsQuery
+    from ftctl.wire import MetricsQuery
 
     job, rows, analysis = jobs.metrics(session.backend, session.local, job_id, query or MetricsQuery())
     return Run(job.get("id", job_id), job, rows, analysis)

@@ -94,7 +94,7 @@ def wait_for(session: Session, job_id: str, *, timeout: str | None, interval: st
         session.emit(job)
     else:
         from ftctl.analysis import analyse
-        from ftctl.backend import MetricsQuery
+        from ftctl.wire import MetricsQuery
         from ftctl.output import report as run_report
 
         rows = backend.metrics(job_id, MetricsQuery())

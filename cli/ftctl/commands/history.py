@@ -79,7 +79,7 @@ def metrics(
              "those around the best and the halt (--json always has them all).")] = False,
     from_file: FROM_FILE = None,
 ) -> None:
-    from ftctl.backend import MetricsQuery
+    from ftctl.wire import MetricsQuery
     from ftctl.commands.explain import metrics_command
 
     query = MetricsQuery(global_step_from, global_step_to, logged_at_from, logged_at_to, resolution)

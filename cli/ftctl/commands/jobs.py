@@ -157,12 +157,14 @@ def create(
         # A secret is read from the environment, never from a flag (it would show in `ps` and history).
         wandb_api_key=os.environ.get("WANDB_API_KEY") or None, wandb_project_name=wandb_project_name,
         wandb_name=wandb_name, wandb_entity=wandb_entity, wandb_base_url=wandb_base_url)
-    result = jobs.create(session.config.backend, lambda: session.backend,
+    result = jobs.create(session.config.backend, session.open_backend,
                          None if dry_run else session.local, options, scenario=sim_scenario, dry_run=dry_run)
     for warning in result.warnings:
         session.term.warn(warning)
     if dry_run:
-        session.emit({k: ("****" if k == "wandb_key" else v) for k, v in result.body.items()},
+        from ftctl.wire import SECRET_BODY_FIELDS
+
+        session.emit({k: ("****" if k in SECRET_BODY_FIELDS else v) for k, v in result.body.items()},
                      kind="request")
         return
     job = result.job

@@ -41,13 +41,13 @@ def serve(
     try:
         import uvicorn  # noqa: F401 (checked here so that a missing extra is one line, not a traceback)
 
-        from ftctl.simulator import server
+        from ftctl.backends.simulator import server
     except ImportError as exc:
         raise FtctlError(f"ftctl sim serve needs the 'serve' extra ({exc.name} is missing): "
                            "pip install 'ftctl[serve]'") from None
-    from ftctl.simulator import scenarios
-    from ftctl.simulator.backend import Simulator
-    from ftctl.simulator.faults import Faults
+    from ftctl.backends.simulator import scenarios
+    from ftctl.backends.simulator.backend import Simulator
+    from ftctl.backends.simulator.faults import Faults
     from ftctl.loopback import is_loopback
 
     default_scenario = scenarios.load(scenario) if scenario is not None else None

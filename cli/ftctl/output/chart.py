@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from ftctl.backend import wire_float
+from ftctl.wire import wire_float
 
 if TYPE_CHECKING:
     from rich.text import Text

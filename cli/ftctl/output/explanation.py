@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ftctl import early_stopping as es
-from ftctl.backend import wire_float
+from ftctl.wire import wire_float
 
 if TYPE_CHECKING:
     from ftctl.analysis import Analysis, Verdict, WhatIf

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ftctl.backend import FAILED_STATUSES, TERMINAL_STATUSES, wire_float
+from ftctl.wire import FAILED_STATUSES, TERMINAL_STATUSES, wire_float
 from ftctl.output.terminal import Terminal
 
 if TYPE_CHECKING:

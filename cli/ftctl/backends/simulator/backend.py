@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ftctl import early_stopping as es
-from ftctl.backend import TERMINAL_STATUSES, MetricsQuery, Wire
-from ftctl.create_request import check_body
+from ftctl.wire import SECRET_BODY_FIELDS, TERMINAL_STATUSES, MetricsQuery, Wire, dumps
+from ftctl.request_checks import check_body
 from ftctl.errors import ApiError, InvalidInput, NotFound
-from ftctl.output.jsonio import dumps  # compact and strict: the text --json copies out as it is
-from ftctl.simulator import scenarios, timeline
-from ftctl.simulator.scenarios import Scenario
-from ftctl.simulator.store import Record, Store
+from ftctl.backends.simulator import scenarios, timeline
+from ftctl.backends.simulator.scenarios import Scenario
+from ftctl.backends.simulator.store import Record, Store
 
 STORE_FILE = "simulator.db"
 USER_ID = "sim-user"
@@ -29,8 +28,6 @@ MAX_BATCH = 8  # what "max" resolves to on the simulated hardware
 # The simulated model's limits (``GET /v1/fine-tunes/models/limits``), enforced at create as the real
 # server enforces a model's: a job's reads cost time in its epochs and evaluations.
 LIMITS = {"n_epochs": 1000, "n_evals": 100_000, "n_checkpoints": 100}
-# Never stored: the store must hold no secrets (wandb and Hugging Face tokens ride in the body).
-_SECRET_FIELDS = ("wandb_key", "wandb_api_key", "hf_api_token")
 _DEFAULT_LORA = {"type": "Lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0,
                  "lora_trainable_modules": "all-linear"}
 
@@ -47,10 +44,12 @@ class Conflict(ApiError):
 class Simulator:
     name = "sim"
 
-    def __init__(self, home: Path, *, speed: float, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, home: Path, *, speed: float, clock: Callable[[], float] | None = None,
+                 scenario: Scenario | None = None) -> None:
         self.store = Store(home / STORE_FILE)
         self.speed = speed
         self.clock = clock or now
+        self.scenario = scenario  # for the jobs this instance creates; the server passes one per request
 
     def close(self) -> None:
         self.store.close()
@@ -58,6 +57,7 @@ class Simulator:
     # -- the API -------------------------------------------------------------------------------
 
     def create(self, body: Wire, *, scenario: Scenario | None = None) -> Wire:
+        scenario = scenario or self.scenario
         check_body(body)  # the server checks what it receives, whoever sent it
         for key, limit in LIMITS.items():
             if (body.get(key) or 0) > limit:
@@ -81,7 +81,7 @@ class Simulator:
             n_epochs=n_epochs, steps_per_epoch=steps_per_epoch, n_evals=n_evals, eval_loss=eval_loss,
             settings=settings, fail_at=scenarios.fail_step(scenario, n_epochs * steps_per_epoch),
             n_checkpoints=body.get("n_checkpoints") or 1, seed=seed)
-        stored = {k: v for k, v in body.items() if k not in _SECRET_FIELDS}
+        stored = {k: v for k, v in body.items() if k not in SECRET_BODY_FIELDS}
         stored["_steps_per_epoch"] = steps_per_epoch
         record = Record(job_id, self.clock(), self.speed, None, seed, json.dumps(stored),
                         None if scenario is None else json.dumps(scenario.settings_json()),

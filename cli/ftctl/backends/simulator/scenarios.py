@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ftctl.backend import wire_float
-from ftctl.create_request import WHOLE_MAX
+from ftctl.wire import wire_float
+from ftctl.request_checks import WHOLE_MAX
 from ftctl.errors import InvalidInput
 
 MAX_FILE_BYTES = 16 * 1024 * 1024  # ~800,000 values: far more than the simulator's 100,000 evaluations

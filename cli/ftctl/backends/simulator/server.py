@@ -2,7 +2,7 @@
 (``together-api.md`` §2), so that ftctl's httpx backend and the vendor's own SDK and ``tg`` CLI can
 be pointed at it.
 
-It wraps THE simulator (``ftctl.simulator.backend.Simulator``: the same store under
+It wraps THE simulator (``ftctl.backends.simulator.backend.Simulator``: the same store under
 ``FTCTL_HOME``, the same speed), it does not reimplement it. Requests are handled on the event
 loop's one thread, so the simulator's SQLite connection is used from one thread only.
 
@@ -27,15 +27,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ftctl.backend import MetricsQuery
+from ftctl.wire import MetricsQuery
 from ftctl.errors import ApiError, FtctlError, InvalidInput, NotFound
-from ftctl.output.jsonio import dumps
-from ftctl.simulator import scenarios, timeline
-from ftctl.simulator.faults import Fault, Faults, FaultSpecError
+from ftctl.wire import dumps
+from ftctl.backends.simulator import scenarios, timeline
+from ftctl.backends.simulator.faults import Fault, Faults, FaultSpecError
 
 if TYPE_CHECKING:
-    from ftctl.simulator.backend import Simulator
-    from ftctl.simulator.scenarios import Scenario
+    from ftctl.backends.simulator.backend import Simulator
+    from ftctl.backends.simulator.scenarios import Scenario
 
 SCENARIO_HEADER = "x-ftctl-sim-scenario"
 FAULTS_PATH = "/_sim/faults"
@@ -177,7 +177,7 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
 
 def limits(model_name: str) -> dict[str, Any]:
     """``GET /v1/fine-tunes/models/limits``: what the vendor SDK reads before a create."""
-    from ftctl.simulator.backend import LIMITS, MAX_BATCH
+    from ftctl.backends.simulator.backend import LIMITS, MAX_BATCH
 
     return {
         "model_name": model_name, "max_num_epochs": LIMITS["n_epochs"], "max_num_evals": LIMITS["n_evals"],

@@ -17,9 +17,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
-from ftctl.backend import Encoded, wire_float
+from ftctl.wire import Encoded, wire_float
 from ftctl.errors import ApiError, InvalidInput
-from ftctl.simulator.scenarios import decode_float
+from ftctl.backends.simulator.scenarios import decode_float
 
 SCHEMA_VERSION = 2
 _SCHEMA = """

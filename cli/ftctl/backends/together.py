@@ -25,14 +25,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from ftctl import __version__
-from ftctl.backend import MetricsQuery, Wire
+from ftctl.wire import SECRET_BODY_FIELDS, MetricsQuery, Wire
 from ftctl.errors import ApiError, AuthError, FtctlError, InvalidInput, NotFound
 from ftctl.loopback import is_loopback
 from ftctl.models import Checkpoint, Event, Job, MetricsRow, ResponseError, parse, parse_list, unwrap_list
 
 if TYPE_CHECKING:
     from ftctl.config import Config
-    from ftctl.simulator.scenarios import Scenario
 
 ENV_MAX_RETRIES = "FTCTL_MAX_RETRIES"
 ENV_CONNECT_TIMEOUT = "FTCTL_CONNECT_TIMEOUT"
@@ -44,8 +43,6 @@ RETRY_STATUSES = frozenset({408, 409, 429})  # and every status >= 500
 MAX_RETRY_DELAY = 10.0
 MAX_RETRY_AFTER = 60.0
 TRACE_BODY_LIMIT = 2000
-# Secrets a create body may carry (wandb, Hugging Face): masked in traces like the key.
-SECRET_BODY_FIELDS = ("wandb_key", "wandb_api_key", "hf_api_token")
 
 
 @dataclass(frozen=True)
@@ -135,9 +132,7 @@ class TogetherBackend:
 
     # -- the API -------------------------------------------------------------------------------
 
-    def create(self, body: Wire, *, scenario: Scenario | None = None) -> Wire:
-        if scenario is not None:
-            raise InvalidInput("--sim-scenario works only with the simulator (--backend sim)")
+    def create(self, body: Wire) -> Wire:
         # Not idempotent: a read timeout may mean the job exists, so it is not retried blindly.
         return self._job(self._request("POST", "/v1/fine-tunes", body=body, idempotent=False), "the new job")
 
