@@ -1,5 +1,6 @@
-"""Operations on jobs, for the commands: checks before anything is sent, the backend call, and
-what ftctl remembers locally. Returns data; never prints.
+"""The service: operations on jobs for the commands, one ``Service`` per run. Checks before
+anything is sent, the backend call (the backend is opened only once the checks have passed), what
+ftctl remembers locally, and the orchestration of a wait. Returns data; never prints.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from ftctl.errors import InvalidInput
 
 if TYPE_CHECKING:
     from ftctl.analysis import Analysis
+    from ftctl.follow import Update, Watch
     from ftctl.backend import Backend
     from ftctl.backends.simulator.scenarios import Scenario
     from ftctl.wire import MetricsQuery, Wire
@@ -37,76 +39,136 @@ class Created:
     job: Wire | None = None  # None on a dry run
 
 
-def create(backend_name: str, open_backend: Callable[[Scenario | None], Backend], local: LocalState | None,
-           options: CreateOptions, *, scenario: str | None = None, dry_run: bool = False) -> Created:
-    """Build and check the request; send it unless ``dry_run``. ``open_backend`` is called only
-    once every check has passed, so bad input never opens a connection or a store; it receives the
-    simulator-only scenario, which never travels through the ``Backend`` interface."""
-    from ftctl.backends import load_scenario
-    from ftctl.create_request import build_body
-    from ftctl.request_checks import check_body
+@dataclass
+class Run:
+    """A job's history and its reading: from the backend, or from a saved file (``job`` None)."""
 
-    body = build_body(options)
-    warnings = check_body(body)
-    loaded = load_scenario(backend_name, scenario)
-    result = Created(body, warnings)
-    if dry_run:
+    job_id: str | None
+    job: Wire | None
+    rows: list[Wire]
+    analysis: Analysis
+
+
+# Time between polls when the user gives none: the simulator answers at once, the API is rate-limited.
+DEFAULT_INTERVAL = {"sim": 1.0, "together": 5.0}
+
+
+class Service:
+    """One run's access to jobs. ``open_backend(scenario)`` is called on first use only, so bad
+    input never opens a connection or a store; ``local`` is None when nothing may be written
+    (a dry run)."""
+
+    def __init__(self, backend_name: str, open_backend: Callable[[Scenario | None], Backend],
+                 local: LocalState | None) -> None:
+        self.backend_name = backend_name
+        self._open = open_backend
+        self.local = local
+
+    @property
+    def backend(self) -> Backend:
+        return self._open(None)
+
+    def _remember(self, jobs: list[Wire], sent: dict[str, Any] | None = None) -> None:
+        if self.local is not None:
+            self.local.remember(jobs, sent=sent)
+
+    def _sent(self, job_id: str) -> dict[str, Any] | None:
+        return self.local.sent(job_id) if self.local is not None else None
+
+    def create(self, options: CreateOptions, *, scenario: str | None = None, dry_run: bool = False) -> Created:
+        """Build and check the request; send it unless ``dry_run``. The simulator-only scenario
+        goes to the backend's factory, never through the ``Backend`` interface."""
+        from ftctl.backends import load_scenario
+        from ftctl.create_request import build_body
+        from ftctl.request_checks import check_body
+
+        body = build_body(options)
+        warnings = check_body(body)
+        loaded = load_scenario(self.backend_name, scenario)
+        result = Created(body, warnings)
+        if dry_run:
+            return result
+        result.job = self._open(loaded).create(body)
+        self._remember([result.job], sent=body)
         return result
-    backend: Backend = open_backend(loaded)
-    result.job = backend.create(body)
-    if local is not None:
-        local.remember([result.job], sent=body)
-    return result
+
+    def retrieve(self, job_id: str) -> Wire:
+        job = self.backend.retrieve(check_job_id(job_id))
+        self._remember([job])
+        return job
+
+    def list(self, *, limit: int | None = None) -> list[Wire]:
+        jobs = self.backend.list()
+        self._remember(jobs)
+        return jobs[:limit] if limit else jobs
+
+    def cancel(self, job_id: str) -> Wire:
+        job = self.backend.cancel(check_job_id(job_id))
+        self._remember([job])
+        return job
+
+    def events(self, job_id: str, *, types: list[str] | None = None) -> list[Wire]:
+        if types and not all(t.strip() for t in types):
+            raise InvalidInput("--type must name an event type, such as early_stopped or refund (got '')")
+        rows = self.backend.events(check_job_id(job_id))
+        if types:
+            wanted = {t.lower() for t in types}
+            rows = [e for e in rows if str(e.get("type") or "").lower() in wanted]
+        return rows
+
+    def checkpoints(self, job_id: str) -> list[Wire]:
+        return self.backend.checkpoints(check_job_id(job_id))
+
+    def run(self, job_id: str, query: MetricsQuery | None = None, *, job: Wire | None = None) -> Run:
+        """The job, its metrics rows, and their reading through the rule. ``job``: already fetched."""
+        from ftctl.analysis import analyse
+        from ftctl.wire import MetricsQuery
+
+        backend = self.backend
+        if job is None:
+            job = backend.retrieve(check_job_id(job_id), events=False)
+        rows = backend.metrics(job_id, query or MetricsQuery())
+        return Run(job.get("id", job_id), job, rows, analyse(job, rows, sent=self._sent(job_id)))
+
+    def load_run(self, job_id: str | None, from_file: str | None, query: MetricsQuery | None = None) -> Run:
+        """A run from the backend, or from a saved history (``--from-file``: no backend is opened)."""
+        if from_file is not None:
+            if job_id is not None:
+                raise InvalidInput(f"give a job id or --from-file, not both (got {job_id!r} and {from_file!r})")
+            from ftctl.analysis import analyse
+            from ftctl.saved_history import read
+
+            saved = read(from_file)
+            return Run(saved.job.get("id"), None, saved.rows, analyse(saved.job, saved.rows, sent=saved.sent))
+        if job_id is None:
+            raise InvalidInput("give a job id, or --from-file FILE to read a saved history")
+        return self.run(job_id, query)
+
+    # -- waiting -----------------------------------------------------------------------------------
+
+    def watch(self, job_id: str) -> Watch:
+        """What a wait has seen of ``job_id`` so far, with the settings ftctl sent, if it did."""
+        from ftctl.follow import Watch
+
+        return Watch(check_job_id(job_id), sent=self._sent(job_id))
+
+    def poll_interval(self, interval: float | None) -> float:
+        return interval if interval is not None else DEFAULT_INTERVAL.get(self.backend.name, 5.0)
+
+    def wait(self, watch: Watch, *, interval: float, timeout: float | None,
+             on_update: Callable[[Update], None]) -> Wire:
+        """Follow the job to its end, handing every change to ``on_update``; remember its end.
+        Raises ``WaitTimeout`` (the job keeps running); Ctrl-C propagates."""
+        from ftctl.follow import follow
+
+        for update in follow(self.backend, watch, interval=interval, timeout=timeout):
+            on_update(update)
+        self._remember([watch.job])
+        return watch.job
 
 
-def retrieve(backend: Backend, local: LocalState | None, job_id: str) -> Wire:
-    job = backend.retrieve(check_job_id(job_id))
-    if local is not None:
-        local.remember([job])
-    return job
-
-
-def list_jobs(backend: Backend, local: LocalState | None, *, limit: int | None = None) -> list[Wire]:
-    jobs = backend.list()
-    if local is not None:
-        local.remember(jobs)
-    return jobs[:limit] if limit else jobs
-
-
-def cancel(backend: Backend, local: LocalState | None, job_id: str) -> Wire:
-    job = backend.cancel(check_job_id(job_id))
-    if local is not None:
-        local.remember([job])
-    return job
-
-
-def events(backend: Backend, job_id: str, *, types: list[str] | None = None) -> list[Wire]:
-    if types and not all(t.strip() for t in types):
-        raise InvalidInput("--type must name an event type, such as early_stopped or refund (got '')")
-    rows = backend.events(check_job_id(job_id))
-    if types:
-        wanted = {t.lower() for t in types}
-        rows = [e for e in rows if str(e.get("type") or "").lower() in wanted]
-    return rows
-
-
-def checkpoints(backend: Backend, job_id: str) -> list[Wire]:
-    return backend.checkpoints(check_job_id(job_id))
-
-
-def metrics(backend: Backend, local: LocalState | None, job_id: str,
-            query: MetricsQuery) -> tuple[Wire, list[Wire], Analysis]:
-    """The job, its raw metrics rows, and their reading through the rule."""
-    from ftctl.analysis import analyse
-
-    job = backend.retrieve(check_job_id(job_id), events=False)
-    rows = backend.metrics(job_id, query)
-    sent = local.sent(job_id) if local is not None else None
-    return job, rows, analyse(job, rows, sent=sent)
-
-
-def metrics_json(job_id: str, analysis: Analysis) -> dict[str, Any]:
-    """``metrics --json``: ``{"job_id", "evaluations", "early_stopping"}`` (cli-contract.md)."""
+def metrics_json(job_id: str | None, analysis: Analysis) -> dict[str, Any]:
+    """``metrics --json``: ``{"job_id", "evaluations", "early_stopping"}`` (docs/contract.md)."""
     return {
         "job_id": job_id,
         "evaluations": [{"eval": e.eval, "step": e.step, "eval_loss": e.eval_loss} for e in analysis.evaluations],

@@ -3,7 +3,9 @@ the resolved configuration, the terminal and (lazily) the backend into a command
 
 ``command()`` appends the shared options to a command's own signature, so each command function
 lists only what is its own, and ``ftctl retrieve ID --json --backend sim`` and
-``ftctl --backend sim retrieve ID --json`` both work.
+``ftctl --backend sim retrieve ID --json`` both work. A command returns a ``Shown`` (or nothing,
+when it has printed its answer as it went, like ``sim serve``) and ``command()`` hands it to
+``ftctl.output.render``, the one place that chooses JSON or the human view.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from ftctl.output.terminal import COLOR_CHOICES, Terminal
 if TYPE_CHECKING:
     from ftctl.backend import Backend
     from ftctl.backends.simulator.scenarios import Scenario
+    from ftctl.output.render import Shown
     from ftctl.config import Config
+    from ftctl.jobs import Service
     from ftctl.local_state import LocalState
 
 OUTPUT = "Output"
@@ -55,10 +59,6 @@ _SHARED: dict[str, inspect.Parameter] = {
 
 _CONTEXT = inspect.Parameter("_ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
 
-# What each command prints under --json, by kind (``ftctl.output.fields.KINDS``): --fields is
-# checked against it before the command acts, and completed from it at TAB time.
-OUTPUT_KINDS: dict[str, tuple[str, ...]] = {}
-
 
 class Session:
     """One run of one command."""
@@ -85,6 +85,7 @@ class Session:
         self._backend_flag, self._base_url = backend, base_url
         self._config: Config | None = None
         self._backend: Backend | None = None
+        self._service: Service | None = None
 
     @property
     def config(self) -> Config:
@@ -121,16 +122,27 @@ class Session:
 
         return LocalState(self.config.home)
 
+    @property
+    def service(self) -> Service:
+        """The jobs service for this run (``ftctl.jobs``), over this session's backend."""
+        if self._service is None:
+            from ftctl.jobs import Service
+
+            self._service = Service(self.config.backend, self.open_backend, self.local)
+        return self._service
+
     def emit(self, value: Any, kind: str | None = None) -> None:
-        """Data as strict JSON: indented on a terminal, one line otherwise. ``kind`` names what
-        ``value`` is when the command prints something other than its first declared kind."""
-        from ftctl.wire import write
+        """Data as strict JSON now, for what is printed before a command's end (the state at a
+        wait's deadline). ``kind`` names ``value`` when it is not the command's first kind."""
+        from ftctl.output.render import emit
 
-        if self.fields is not None:
-            from ftctl.output.fields import select
+        emit(self.term, value, fields=self.fields, kind=kind or (self.output[0] if self.output else None))
 
-            value = select(value, self.fields, kind or (self.output[0] if self.output else None))
-        write(self.term.out, value, pretty=self.term.is_tty)
+    def render(self, shown: Shown) -> None:
+        from ftctl.output.render import render_result
+
+        render_result(self.term, shown, as_json=self.json, fields=self.fields,
+                      default_kind=self.output[0] if self.output else None)
 
     def close(self) -> None:
         if self._backend is not None:
@@ -140,11 +152,11 @@ class Session:
 def command(app: typer.Typer, name: str | None = None, *, output: str | tuple[str, ...] = (),
             **kwargs: Any) -> Callable[[Callable], Callable]:
     """Register ``fn(session, ...)`` as a command taking the shared options too. ``output`` is the
-    kind (or kinds) of object its ``--json`` prints, for ``--fields``."""
+    kind (or kinds) of object its ``--json`` prints, for ``--fields``; it rides on the registered
+    callback (``output_kinds``), where the ``--fields`` completer finds it."""
     kinds = (output,) if isinstance(output, str) else tuple(output)
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        OUTPUT_KINDS[name or fn.__name__] = kinds
         own = inspect.signature(fn, eval_str=True)
         params = [p for p in own.parameters.values() if p.name != "session"]
 
@@ -158,16 +170,43 @@ def command(app: typer.Typer, name: str | None = None, *, output: str | tuple[st
                     shared[key] = value
             session = Session(**{k: v for k, v in shared.items() if v is not None}, output=kinds)
             try:
-                return fn(session, *args, **values)
+                shown = fn(session, *args, **values)
+                if shown is not None:
+                    session.render(shown)
             finally:
                 session.close()
 
         run.__signature__ = own.replace(parameters=params + list(_SHARED.values()) + [_CONTEXT])  # type: ignore[attr-defined]
         run.__annotations__ = {}
+        run.output_kinds = kinds  # type: ignore[attr-defined]
         app.command(name, **kwargs)(run)
         return fn
 
     return register
+
+
+def job_view(job: dict[str, Any]) -> Shown:
+    """A job: the API's object under --json, else its summary."""
+    from ftctl.output.render import Shown
+
+    def human(term: Terminal) -> None:
+        from ftctl.output import views
+
+        views.job(term, job)
+
+    return Shown(job, human)
+
+
+def rows_view(rows: list[dict[str, Any]], view: str, *args: Any) -> Shown:
+    """A list of wire objects (events, checkpoints, jobs) drawn by ``ftctl.output.views.<view>``."""
+    from ftctl.output.render import Shown
+
+    def human(term: Terminal) -> None:
+        from ftctl.output import views
+
+        getattr(views, view)(term, rows, *args)
+
+    return Shown(rows, human)
 
 
 def root_options(ctx: typer.Context, **values: Any) -> None:

@@ -51,10 +51,10 @@ def _recent_jobs(command: str, incomplete: str) -> Candidates:
 def field_names(ctx: Any, incomplete: str) -> Candidates:
     """``--fields a,b,<TAB>``: the names valid for this command's JSON, after the last comma."""
     try:
-        from ftctl.commands.common import OUTPUT_KINDS
         from ftctl.output.fields import KINDS, names, parse
 
-        kinds = OUTPUT_KINDS.get(_command(ctx), ())
+        # set on each command's callback by ``commands.common.command``
+        kinds = getattr(getattr(getattr(ctx, "command", None), "callback", None), "output_kinds", ())
         done, comma, last = incomplete.rpartition(",")
         chosen = set(parse(done))
         doc = {name: kind for kind in reversed(kinds) for name in KINDS[kind]}

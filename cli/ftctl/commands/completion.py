@@ -6,6 +6,7 @@ import typer
 
 from ftctl.commands import completers
 from ftctl.commands.common import Session, command
+from ftctl.output.render import Shown
 from ftctl.completion_scripts import SHELLS
 
 HELP = """Print the completion script for SHELL (bash, zsh, fish or powershell) on stdout.
@@ -26,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
 def completion(session: Session, shell: Annotated[str, typer.Argument(
         metavar="SHELL", help="bash, zsh, fish or powershell.", show_default=False,
-        autocompletion=completers.choices(*SHELLS))]) -> None:
+        autocompletion=completers.choices(*SHELLS))]) -> Shown:
     from ftctl.completion_scripts import script
     from ftctl.errors import InvalidInput
 
@@ -36,7 +37,4 @@ def completion(session: Session, shell: Annotated[str, typer.Argument(
         raise InvalidInput(f"ftctl has no completion script for shell {shell!r}; "
                            f"choose one of: {', '.join(SHELLS)}")
     text = script(name)
-    if session.json:
-        session.emit({"shell": name, "script": text})
-    else:
-        session.term.out.write(text)
+    return Shown({"shell": name, "script": text}, lambda term: term.out.write(text))

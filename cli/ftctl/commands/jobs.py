@@ -1,216 +1,40 @@
-"""create, retrieve, list, cancel: parse, call ``ftctl.jobs``, hand the result to a view."""
+"""retrieve, list, cancel: one job, all jobs, and stopping one."""
+
+from __future__ import annotations
 
 from typing import Annotated, Optional
 
 import typer
 
-from ftctl.commands import completers
-from ftctl.commands.common import Session, command
+from ftctl.output.render import Shown
+from ftctl.commands.common import Session, command, job_view, rows_view
+from ftctl.commands.options import INTERVAL, JOB_ID, TIMEOUT, WAIT, YES, check_wait_options
+from ftctl.commands.waiting import wait_for
 
-JOB_ID = Annotated[str, typer.Argument(metavar="JOB_ID", help="The job's id (ft-...).", show_default=False,
-                                       autocompletion=completers.job_ids)]
-
-DATA, TRAINING, LORA, DPO, EARLY, TRACKING, SIM, BEHAVIOUR = (
-    "Data and model", "Training", "LoRA", "DPO", "Early stopping", "Weights & Biases", "Simulator",
-    "Behaviour")
-
-# --wait, --timeout and --interval: on create and retrieve here, and on `wait` (commands/follow.py).
-WAIT = Annotated[bool, typer.Option("--wait", help="Wait for the job to end, showing its progress; then its chart and "
-                                    "why early stopping fired or not (exit 0 completed, 5 failed or cancelled, "
-                                    "3 on --timeout).", rich_help_panel=BEHAVIOUR)]
-TIMEOUT = Annotated[Optional[str], typer.Option(
-    "--timeout", metavar="DURATION", show_default=False, rich_help_panel=BEHAVIOUR,
-    help="Give up waiting after this long (exit 3; the job keeps running): seconds (90, 0.5) or with a unit "
-         "(30s, 5m, 2h). Default: no limit.")]
-INTERVAL = Annotated[Optional[str], typer.Option(
-    "--interval", metavar="DURATION", show_default=False, rich_help_panel=BEHAVIOUR,
-    help="Time between polls (default: 1s on the simulator, 5s on Together's API).")]
 
 
 def register(app: typer.Typer) -> None:
-    command(app, "create", output=("job", "request"), help=CREATE_HELP)(create)
     command(app, "retrieve", output="job", help="Show a job: status, progress and, for an early-stopped job, "
                                   "the best step, the halt step and the refund.")(retrieve)
     command(app, "list", output="job", help="List fine-tuning jobs, newest first.")(list_)
     command(app, "cancel", output="job", help="Cancel a pending, queued or running job.")(cancel)
 
 
-CREATE_HELP = """Start a fine-tuning job (SFT or DPO), optionally with early stopping.
-
-Every check runs before anything is sent: bad input is one line on stderr and exit 2.
-
-Early stopping halts when eval_loss has not improved by more than --min-delta for --patience
-consecutive evaluations after --warmup-evals, promotes the best checkpoint and refunds the unused
-steps. It needs --validation-file and --n-evals >= patience + warmup-evals + 1. Warmup 0 and 1
-behave the same (the first evaluation always sets the best); use 2 or more to ignore early noise.
-"""
-
-
-def create(
-    session: Session,
-    training_file: Annotated[str, typer.Option("--training-file", "-t", help="Training file id.",
-                                               rich_help_panel=DATA, show_default=False)],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model to fine-tune.",
-                                                 rich_help_panel=DATA, show_default=False)] = None,
-    from_checkpoint: Annotated[Optional[str], typer.Option(
-        help="Continue from a checkpoint (ft-ID or ft-ID:STEP) instead of --model.",
-        rich_help_panel=DATA, show_default=False)] = None,
-    validation_file: Annotated[Optional[str], typer.Option("--validation-file", "-v", help="Validation file id.",
-                                                           rich_help_panel=DATA, show_default=False)] = None,
-    suffix: Annotated[Optional[str], typer.Option(help="Up to 40 characters added to the output model's name.",
-                                                  rich_help_panel=DATA, show_default=False)] = None,
-    n_epochs: Annotated[int, typer.Option(help="Epochs.", rich_help_panel=TRAINING)] = 1,
-    n_evals: Annotated[int, typer.Option(help="Evaluations on the validation set over the run.",
-                                         rich_help_panel=TRAINING)] = 0,
-    n_checkpoints: Annotated[int, typer.Option(help="Checkpoints saved over the run.",
-                                               rich_help_panel=TRAINING)] = 1,
-    batch_size: Annotated[str, typer.Option(help="Batch size, or 'max'.", rich_help_panel=TRAINING)] = "max",
-    learning_rate: Annotated[float, typer.Option("--learning-rate", "--lr", help="Peak learning rate.",
-                                                 rich_help_panel=TRAINING)] = 1e-5,
-    lr_scheduler_type: Annotated[str, typer.Option(
-        help="cosine or linear.", rich_help_panel=TRAINING,
-        autocompletion=completers.choices("cosine", "linear"))] = "cosine",
-    min_lr_ratio: Annotated[float, typer.Option(help="Final learning rate as a fraction of the peak.",
-                                                rich_help_panel=TRAINING)] = 0.0,
-    scheduler_num_cycles: Annotated[float, typer.Option(help="Cosine cycles.", rich_help_panel=TRAINING)] = 0.5,
-    warmup_ratio: Annotated[float, typer.Option(help="Fraction of steps for learning-rate warmup.",
-                                                rich_help_panel=TRAINING)] = 0.0,
-    max_grad_norm: Annotated[float, typer.Option(help="Gradient clipping (0 disables).",
-                                                 rich_help_panel=TRAINING)] = 1.0,
-    weight_decay: Annotated[float, typer.Option(rich_help_panel=TRAINING)] = 0.0,
-    packing: Annotated[bool, typer.Option(help="Pack examples into sequences.", rich_help_panel=TRAINING)] = True,
-    max_seq_length: Annotated[Optional[int], typer.Option(rich_help_panel=TRAINING, show_default=False)] = None,
-    gradient_accumulation_steps: Annotated[Optional[int], typer.Option(rich_help_panel=TRAINING,
-                                                                       show_default=False)] = None,
-    random_seed: Annotated[Optional[int], typer.Option(help="Seed (also fixes the simulator's curve).",
-                                                       rich_help_panel=TRAINING, show_default=False)] = None,
-    training_method: Annotated[str, typer.Option(help="sft or dpo.", rich_help_panel=TRAINING,
-                                                 autocompletion=completers.choices("sft", "dpo"))] = "sft",
-    train_on_inputs: Annotated[Optional[str], typer.Option(
-        help="SFT: true, false or auto.", rich_help_panel=TRAINING, show_default=False,
-        autocompletion=completers.choices("true", "false", "auto"))] = None,
-    lora: Annotated[Optional[bool], typer.Option("--lora/--no-lora", help="LoRA or full training "
-                                                 "(default: the server's, LoRA)", rich_help_panel=LORA,
-                                                 show_default=False)] = None,
-    lora_r: Annotated[Optional[int], typer.Option(rich_help_panel=LORA, show_default=False)] = None,
-    lora_alpha: Annotated[Optional[float], typer.Option(rich_help_panel=LORA, show_default=False)] = None,
-    lora_dropout: Annotated[Optional[float], typer.Option(rich_help_panel=LORA, show_default=False)] = None,
-    lora_trainable_modules: Annotated[Optional[str], typer.Option(rich_help_panel=LORA, show_default=False)] = None,
-    dpo_beta: Annotated[Optional[float], typer.Option(rich_help_panel=DPO, show_default=False)] = None,
-    dpo_normalize_logratios_by_length: Annotated[Optional[bool], typer.Option(
-        "--dpo-normalize-logratios-by-length", rich_help_panel=DPO, show_default=False)] = None,
-    dpo_reference_free: Annotated[Optional[bool], typer.Option(
-        "--dpo-reference-free", rich_help_panel=DPO, show_default=False)] = None,
-    rpo_alpha: Annotated[Optional[float], typer.Option(rich_help_panel=DPO, show_default=False)] = None,
-    simpo_gamma: Annotated[Optional[float], typer.Option(rich_help_panel=DPO, show_default=False)] = None,
-    early_stopping: Annotated[bool, typer.Option(
-        "--early-stopping/--no-early-stopping", "--early-stopping-enabled",
-        help="Halt when eval_loss stops improving; promote the best checkpoint; refund unused steps.",
-        rich_help_panel=EARLY)] = False,
-    patience: Annotated[Optional[int], typer.Option(
-        "--patience", "--early-stopping-patience", help="Consecutive non-improving evaluations "
-        "allowed before stopping, >= 1 (server default: 2)", rich_help_panel=EARLY, show_default=False)] = None,
-    min_delta: Annotated[Optional[float], typer.Option(
-        "--min-delta", "--early-stopping-min-delta", help="A decrease must be more than this to count "
-        "as an improvement, >= 0 (server default: 0.0)", rich_help_panel=EARLY, show_default=False)] = None,
-    warmup_evals: Annotated[Optional[int], typer.Option(
-        "--warmup-evals", "--early-stopping-warmup-evals", help="Evaluations that may set the best but "
-        "never count toward patience, >= 0 (server default: 1)", rich_help_panel=EARLY,
-        show_default=False)] = None,
-    wandb_project_name: Annotated[Optional[str], typer.Option(rich_help_panel=TRACKING, show_default=False)] = None,
-    wandb_name: Annotated[Optional[str], typer.Option(rich_help_panel=TRACKING, show_default=False)] = None,
-    wandb_entity: Annotated[Optional[str], typer.Option(rich_help_panel=TRACKING, show_default=False)] = None,
-    wandb_base_url: Annotated[Optional[str], typer.Option(rich_help_panel=TRACKING, show_default=False)] = None,
-    sim_scenario: Annotated[Optional[str], typer.Option(
-        metavar="NAME|FILE", help="Simulator only: a preset (plateau, improving, nan, diverging, noisy, "
-        "error) or a JSON file {\"eval_loss\": [...], \"steps_per_epoch\": N}.", rich_help_panel=SIM,
-        show_default=False, autocompletion=completers.scenarios)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the new job's id.",
-                                        rich_help_panel=BEHAVIOUR)] = False,
-    dry_run: Annotated[bool, typer.Option(help="Check the request and print the body that would be "
-                                          "sent, as JSON; send nothing.", rich_help_panel=BEHAVIOUR)] = False,
-    wait: WAIT = False,
-    timeout: TIMEOUT = None,
-    interval: INTERVAL = None,
-) -> None:
-    import os
-
-    from ftctl import jobs
-    from ftctl.commands.follow import check_wait_options
-    from ftctl.create_request import CreateOptions
-
-    check_wait_options(wait, timeout, interval)  # before anything is sent
-
-    options = CreateOptions(
-        training_file=training_file, model=model, from_checkpoint=from_checkpoint,
-        validation_file=validation_file, suffix=suffix, n_epochs=n_epochs, n_evals=n_evals,
-        n_checkpoints=n_checkpoints, batch_size=batch_size, learning_rate=learning_rate,
-        lr_scheduler_type=lr_scheduler_type.lower(), min_lr_ratio=min_lr_ratio,
-        scheduler_num_cycles=scheduler_num_cycles, warmup_ratio=warmup_ratio, max_grad_norm=max_grad_norm,
-        weight_decay=weight_decay, packing=packing, max_seq_length=max_seq_length,
-        gradient_accumulation_steps=gradient_accumulation_steps, random_seed=random_seed,
-        training_method=training_method, train_on_inputs=train_on_inputs, lora=lora, lora_r=lora_r,
-        lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_trainable_modules=lora_trainable_modules,
-        dpo_beta=dpo_beta, dpo_normalize_logratios_by_length=dpo_normalize_logratios_by_length,
-        dpo_reference_free=dpo_reference_free, rpo_alpha=rpo_alpha, simpo_gamma=simpo_gamma,
-        early_stopping=early_stopping, patience=patience, min_delta=min_delta, warmup_evals=warmup_evals,
-        # A secret is read from the environment, never from a flag (it would show in `ps` and history).
-        wandb_api_key=os.environ.get("WANDB_API_KEY") or None, wandb_project_name=wandb_project_name,
-        wandb_name=wandb_name, wandb_entity=wandb_entity, wandb_base_url=wandb_base_url)
-    result = jobs.create(session.config.backend, session.open_backend,
-                         None if dry_run else session.local, options, scenario=sim_scenario, dry_run=dry_run)
-    for warning in result.warnings:
-        session.term.warn(warning)
-    if dry_run:
-        from ftctl.wire import SECRET_BODY_FIELDS
-
-        session.emit({k: ("****" if k in SECRET_BODY_FIELDS else v) for k, v in result.body.items()},
-                     kind="request")
-        return
-    job = result.job
-    if quiet:
-        session.term.write(job["id"])
-    elif wait:
-        if not session.json:  # under --json, the one object printed is the job at its end
-            session.term.note(f"Created {job['id']}; waiting for it to end (Ctrl-C stops waiting, not the job).")
-    else:
-        show_job(session, job)
-        if not session.json:
-            session.term.note(f"Follow it with: ftctl wait {job['id']}   (then: ftctl metrics {job['id']})")
-    if wait:
-        from ftctl.commands.follow import wait_for
-
-        wait_for(session, job["id"], timeout=timeout, interval=interval, report=not quiet)
-
-
 def retrieve(session: Session, job_id: JOB_ID, wait: WAIT = False, timeout: TIMEOUT = None,
-             interval: INTERVAL = None) -> None:
-    from ftctl import jobs
-    from ftctl.commands.follow import check_wait_options, wait_for
-
+             interval: INTERVAL = None) -> Shown | None:
     if check_wait_options(wait, timeout, interval):
         wait_for(session, job_id, timeout=timeout, interval=interval)
-        return
-    show_job(session, jobs.retrieve(session.backend, session.local, job_id))
+        return None
+    return job_view(session.service.retrieve(job_id))
 
 
 def list_(session: Session,
           limit: Annotated[Optional[int], typer.Option(help="Show only the newest N jobs.", min=1,
-                                                       show_default=False)] = None) -> None:
-    from ftctl import jobs
-
-    rows = jobs.list_jobs(session.backend, session.local, limit=limit)
-    if session.json:
-        session.emit(rows)
-        return
-    from ftctl.output import views
-
-    views.job_list(session.term, rows)
+                                                       show_default=False)] = None) -> Shown:
+    return rows_view(session.service.list(limit=limit), "job_list")
 
 
-def cancel(session: Session, job_id: JOB_ID,
-           yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation "
-                                                                 "(required when not at a terminal).")] = False) -> None:
+def cancel(session: Session, job_id: JOB_ID, yes: YES = False) -> Shown | None:
     from ftctl import jobs
     from ftctl.errors import InvalidInput
 
@@ -222,15 +46,5 @@ def cancel(session: Session, job_id: JOB_ID,
         if not typer.confirm(f"Cancel {job_id}? Completed steps are still billed.", default=False,
                              err=True):
             session.term.note("Not cancelled; the job keeps running.")
-            return
-    show_job(session, jobs.cancel(session.backend, session.local, job_id))
-
-
-def show_job(session: Session, job: dict) -> None:
-    """A job as the API's JSON under --json, else its summary."""
-    if session.json:
-        session.emit(job)
-        return
-    from ftctl.output import views
-
-    views.job(session.term, job)
+            return None
+    return job_view(session.service.cancel(job_id))

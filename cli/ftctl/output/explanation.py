@@ -338,3 +338,28 @@ def write(term: Terminal, lines: list[Line]) -> None:
     for line in body:
         for text in paragraphs([line], term.width):
             term.show(Text(text, "green" if line.kind == "ok" else ""))
+
+
+def show(term: Terminal, analysis: Analysis, what_ifs: list[WhatIf]) -> None:
+    """``explain``: the explanation, then one what-if sentence or a sweep table."""
+    from ftctl.output.report import unicode_ok
+
+    write(term, explain(analysis, unicode=unicode_ok(term)))
+    if not what_ifs:
+        return
+    term.write("")
+    if len(what_ifs) == 1:
+        write(term, [Line(0, what_if_sentence(what_ifs[0]))])
+        return
+    rows = sweep_rows(what_ifs)
+    if not term.is_tty:
+        term.rows(rows)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False, title="What if", title_justify="left")
+    for name in SWEEP_HEADER:
+        table.add_column(name, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    term.show(table)

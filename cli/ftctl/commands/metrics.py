@@ -1,52 +1,26 @@
-"""events, checkpoints, metrics: what a job did, step by step."""
+"""metrics ID: a job's evaluations through the early-stopping rule: the eval_loss chart with the
+best and halt steps marked, the evaluation table, and why early stopping fired or not; or the
+rows as JSON, or the chart as an image."""
 
-from typing import Annotated, List, Optional
+from __future__ import annotations
+
+from typing import Annotated, Optional
 
 import typer
 
+from ftctl.output.render import Shown
 from ftctl.commands.common import Session, command
-from ftctl.commands.explain import FROM_FILE, OPTIONAL_JOB_ID
-from ftctl.commands.jobs import JOB_ID
+from ftctl.commands.options import FROM_FILE, OPTIONAL_JOB_ID
+
 
 FILTERS = "Filters (passed to the API)"
 VIEW = "What to show"
 
 
 def register(app: typer.Typer) -> None:
-    command(app, "events", output="event",
-            help="Show a job's event log, with its early_stopped and refund entries.")(events)
-    command(app, "checkpoints", output="checkpoint",
-            help="List a job's saved checkpoints; the final one is the promoted model.")(checkpoints)
     command(app, "metrics", output=("metrics", "metrics_response"),
             help="Show a job's evaluations through the early-stopping rule: the eval_loss chart with the best "
                  "and halt steps marked, the evaluation table, and why early stopping fired or not.")(metrics)
-
-
-def events(session: Session, job_id: JOB_ID,
-           type_: Annotated[Optional[List[str]], typer.Option(
-               "--type", metavar="TYPE", help="Only events of this type (repeatable), e.g. early_stopped.",
-               show_default=False)] = None) -> None:
-    from ftctl import jobs
-
-    rows = jobs.events(session.backend, job_id, types=type_)
-    if session.json:
-        session.emit(rows)
-        return
-    from ftctl.output import views
-
-    views.events(session.term, rows)
-
-
-def checkpoints(session: Session, job_id: JOB_ID) -> None:
-    from ftctl import jobs
-
-    rows = jobs.checkpoints(session.backend, job_id)
-    if session.json:
-        session.emit(rows)
-        return
-    from ftctl.output import views
-
-    views.checkpoints(session.term, rows, job_id)
 
 
 def metrics(
@@ -78,11 +52,37 @@ def metrics(
         help="Every evaluation in the table; a longer history than 40 otherwise keeps the first, the last and "
              "those around the best and the halt (--json always has them all).")] = False,
     from_file: FROM_FILE = None,
-) -> None:
+) -> Shown:
+    from ftctl.errors import InvalidInput
     from ftctl.wire import MetricsQuery
-    from ftctl.commands.explain import metrics_command
 
     query = MetricsQuery(global_step_from, global_step_to, logged_at_from, logged_at_to, resolution)
-    metrics_command(session, job_id, query, filtered=any(v is not None for v in query.__dict__.values()),
-                    raw=raw, train=train, plot=plot, from_file=from_file, chart=chart, table=table,
-                    explain=explain, all_evaluations=all_evaluations)
+    if from_file is not None and any(v is not None for v in query.__dict__.values()):
+        raise InvalidInput("the --global-step/--logged-at/--resolution filters are passed to the API; "
+                           "they do not apply to --from-file")
+    if plot is not None:
+        from ftctl.output.plot_image import check_path
+
+        check_path(plot)
+    run = session.service.load_run(job_id, from_file, query)
+    from ftctl.output.report import train_points
+
+    points = train_points(run.rows) if train else []
+    if train and not points:
+        session.term.note("No training rows with train/loss in this history: the chart shows eval_loss only.")
+    if plot is not None:
+        from ftctl.output.plot_image import write
+
+        target = write(run.analysis, plot, train=points, title=run.job_id)
+        session.term.note(f"Wrote {target}")
+    if raw:
+        return Shown({"metrics": run.rows}, kind="metrics_response")
+    from ftctl.jobs import metrics_json
+
+    def human(term) -> None:
+        from ftctl.output import report
+
+        report.show(term, run.analysis, job=run.job if term.is_tty else None, train=points,
+                    chart=chart, table=table, explain=explain, all_evaluations=all_evaluations)
+
+    return Shown(metrics_json(run.job_id, run.analysis), human)

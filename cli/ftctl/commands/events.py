@@ -1,0 +1,24 @@
+"""events ID: a job's event log, with its early_stopped and refund entries."""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import typer
+
+from ftctl.output.render import Shown
+from ftctl.commands.common import Session, command, rows_view
+from ftctl.commands.options import JOB_ID
+
+
+
+def register(app: typer.Typer) -> None:
+    command(app, "events", output="event",
+            help="Show a job's event log, with its early_stopped and refund entries.")(events)
+
+
+def events(session: Session, job_id: JOB_ID,
+           type_: Annotated[Optional[List[str]], typer.Option(
+               "--type", metavar="TYPE", help="Only events of this type (repeatable), e.g. early_stopped.",
+               show_default=False)] = None) -> Shown:
+    return rows_view(session.service.events(job_id, types=type_), "events")

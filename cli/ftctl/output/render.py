@@ -1,0 +1,41 @@
+"""The one place that decides how a command's result is shown: strict JSON for scripts (``--json``,
+``--fields``), or the human view for people. Commands return a ``Shown`` and never choose
+themselves (pipx's ``render_result`` is the model)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from ftctl.output.terminal import Terminal
+
+
+@dataclass
+class Shown:
+    """What a command produced. ``data`` is what ``--json`` prints (the API's objects, unchanged);
+    ``human`` draws it for a person (None: the JSON is the human view too, e.g. a dry run);
+    ``kind`` names what ``data`` is when it is not the command's first declared kind."""
+
+    data: Any
+    human: Callable[[Terminal], None] | None = None
+    kind: str | None = None
+
+
+def emit(term: Terminal, value: Any, *, fields: list[str] | None = None, kind: str | None = None) -> None:
+    """Data as strict JSON: indented on a terminal, one line otherwise; ``fields`` keeps only those."""
+    from ftctl.wire import write
+
+    if fields is not None:
+        from ftctl.output.fields import select
+
+        value = select(value, fields, kind)
+    write(term.out, value, pretty=term.is_tty)
+
+
+def render_result(term: Terminal, shown: Shown, *, as_json: bool, fields: list[str] | None,
+                  default_kind: str | None) -> None:
+    if as_json or shown.human is None:
+        emit(term, shown.data, fields=fields, kind=shown.kind or default_kind)
+    else:
+        shown.human(term)
