@@ -143,7 +143,7 @@ def test_large_histories_are_downsampled_with_best_and_halt_kept(n):
     job = {"status": "completed", "total_steps": n, "n_evals": n, "early_stopped": True, "steps_completed": n - 1,
            "early_stopping_best_step": best_i, "early_stopping_best_metric": 0.5}
     a = analyse(job, rows(values[:n - 1], every=1))
-    assert a.cross_check().agrees
+    assert a.cross_check.agrees
     lines = chart.from_analysis(a, width=100).lines()
     g = Geometry(lines, n)
     assert len(g.find("★")) == 1 and len(g.find("✖")) == 1

@@ -57,7 +57,7 @@ def test_worked_example_summary_shows_best_halt_and_refund_at_a_glance(ftctl, sc
     assert "halted at step 72 · best eval_loss 0.4213 at step 48 (promoted) · 48 of 120 steps refunded" in tty.stdout
 
 
-# Every public case of early-stopping.md §7, on the simulator through the CLI (K = 12 steps).
+# Every public case of docs/early-stopping.md §7, on the simulator through the CLI (K = 12 steps).
 NAN = "NaN"
 CASES = [
     (1, [2.0, 1.5, 1.2, 1.0, 1.05, 1.1, 0.9, 0.8, 0.7, 0.6], 2, 0.0, 1, True, 72, 48, 1.0, 6, 48),

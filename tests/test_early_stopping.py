@@ -1,4 +1,4 @@
-"""The rule of early-stopping.md §6.2-6.3: the public cases of §7 and §7.4, and §6.4's invariants."""
+"""The rule of docs/early-stopping.md §2-3: the public cases of §7 and §7.4, and §6.4's invariants."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def test_evaluation_schedule_rounds_half_to_even():
     assert es.evaluation_step(3, 5, 2) == 8  # 7.5 -> 8
 
 
-# --- §7.4 validation cases ---------------------------------------------------------------------
+# --- the validation cases of docs/early-stopping.md §1 ---------------------------------------------------------------------
 
 VALIDATION_ERRORS = [
     ("V2", dict(patience=2, warmup_evals=1, n_evals=3),
@@ -137,7 +137,7 @@ def test_v9_min_delta_inf_still_works_in_the_fold():
     assert (state.best_i, state.halt_i) == (1, 3)
 
 
-# --- §6.4 invariants, property-tested --------------------------------------------------------------
+# --- docs/early-stopping.md §4 invariants, property-tested --------------------------------------------------------------
 
 losses = st.one_of(
     st.sampled_from([0.5, 0.4, 0.3, 0.25, 0.2, 0.14, 0.1, 0.04, 1.0, 0.75]),

@@ -1,4 +1,4 @@
-"""Every exit code of the contract (cli-contract.md, "Exit codes"), produced by a real process.
+"""Every exit code of the contract (docs/contract.md, "Exit codes"), produced by a real process.
 
 The table lives once, in ``ftctl.errors.EXIT_CODES``; ``ftctl --help`` and the README list it.
 Codes 1 and 4 come from the real (httpx) backend talking to a small local HTTP server.

@@ -1,4 +1,4 @@
-"""The explanation (early-stopping.md §6.5) for each outcome, pinned word for word, through the CLI
+"""The explanation (docs/early-stopping.md §5) for each outcome, pinned word for word, through the CLI
 on the simulator; the same facts in JSON; and the cross-check against the server's verdict."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def flat(text: str) -> str:
 
 
 def job_with(ftctl, scenario_file, losses, *, p=2, d=0.0, w=1, enabled=True, extra=()) -> str:
-    """A job whose evaluations are every 12 steps (K = 12, as in early-stopping.md §7)."""
+    """A job whose evaluations are every 12 steps (K = 12, as in docs/early-stopping.md §7)."""
     args = [*BASE, "--n-evals", str(len(losses)), "--sim-scenario",
             scenario_file(losses, steps_per_epoch=12 * len(losses)), *extra, "-q"]
     if enabled:

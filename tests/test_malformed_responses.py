@@ -38,7 +38,7 @@ JOB_ID = "ft-11111111-2222-3333-4444-555555555555"
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                         HealthCheck.too_slow])
 
-# A job as the API sends it once it has early-stopped (together-api.md §4), and its history.
+# A job as the API sends it once it has early-stopped (docs/api.md §4), and its history.
 JOB = {"id": JOB_ID, "status": "completed", "user_id": "u", "created_at": "2026-06-01T10:00:00.000Z",
        "updated_at": "2026-06-01T10:30:00.000Z", "model": "Qwen/Qwen3.5-9B", "model_output_name": "u/q",
        "training_file": "file-t", "validation_file": "file-v", "n_epochs": 5, "n_evals": 10, "n_checkpoints": 1,

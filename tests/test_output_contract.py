@@ -1,4 +1,4 @@
-"""The output contract (cli-contract.md, "Output"), on every command.
+"""The output contract (docs/contract.md, "Output"), on every command.
 
 Every command runs as a real process with stdout to a pipe, as in a script: data on stdout and
 nothing else; no colour, no `…`, no Rich table cut at 80 columns; `--json` strict JSON on one

@@ -1,6 +1,6 @@
 """The entry point: runs the command tree and turns every failure into one line and an exit code.
 
-No traceback reaches the user unless ``--debug`` is given (``cli-contract.md``).
+No traceback reaches the user unless ``--debug`` is given (``docs/contract.md``).
 """
 
 from __future__ import annotations

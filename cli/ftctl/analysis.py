@@ -3,7 +3,7 @@ the chart, the explanation, what-if and the cross-check. Pure: no I/O, no printi
 
 The server's fields (``early_stopped``, ``early_stopping_best_step``, ``early_stopping_best_metric``)
 are the truth about a real job; the replay of its history narrates it and is compared with them
-(``early-stopping.md`` §6.5). The settings come from what ftctl recorded at create, else the
+(``docs/early-stopping.md`` §5). The settings come from what ftctl recorded at create, else the
 server's defaults, and the object says which.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable, NamedTuple
 
 from ftctl import early_stopping as es
@@ -41,7 +42,7 @@ def eval_points(rows: Iterable[dict[str, Any]], *, total_steps: int | None = Non
 
     A row with ``eval/loss`` null or unreadable counts as a non-finite evaluation (the vendor does
     not say; a missing value is not evidence of a good one) and is flagged. A row without
-    ``train/global_step`` gets the step A13 gives it.
+    ``train/global_step`` gets the step docs/early-stopping.md §3 gives it.
     """
     points: list[tuple[int, float, bool]] = []
     in_order, last = True, -math.inf
@@ -150,9 +151,15 @@ class Analysis:
     def longest_streak(self) -> int:
         return max((e.streak or 0 for e in self.evaluations if e.warmup is False), default=0)
 
+    @cached_property
     def streak_steps(self) -> list[int]:
         """Steps of the current (or final) non-improving run after warmup."""
         return [e.step for e in self.evaluations[self.final.evals - self.final.streak:self.final.evals]]
+
+    @property
+    def marked_streak(self) -> list[int]:
+        """The streak a chart marks: the one that ended the run, or the current one while it runs."""
+        return self.streak_steps if self.fired or not self.ended else []
 
     # -- cross-check: the replay against the server's verdict ----------------------------------
 
@@ -172,6 +179,7 @@ class Analysis:
     def replay_verdict(self) -> Verdict:
         return Verdict(self.final.stopped, self.replay_halt_step, self.replay_best_step, self.final.best_value)
 
+    @cached_property
     def cross_check(self) -> CrossCheck:
         server, replayed = self.server_verdict(), self.replay_verdict()
         return CrossCheck(server, replayed, _differences(server, replayed) if server else ())
@@ -179,7 +187,7 @@ class Analysis:
     @property
     def disagreements(self) -> tuple[str, ...]:
         """The fields where the replay and the server differ (the server's answer is shown as truth)."""
-        return self.cross_check().differences
+        return self.cross_check.differences
 
     # -- what-if -------------------------------------------------------------------------------
 
@@ -233,19 +241,24 @@ class Analysis:
     def sweep(self, settings: Iterable[es.Settings]) -> list[WhatIf]:
         return [self.what_if(s) for s in settings]
 
+    @cached_property
+    def default_rule(self) -> WhatIf | None:
+        """For a job run without early stopping: what the server's default rule would have done."""
+        return self.what_if(es.Settings()) if self.enabled is False else None
+
     def early_stopping(self) -> dict[str, Any]:
-        """The contract's object (``early-stopping.md`` §6.5), plus where the settings came from."""
+        """The contract's object (``docs/early-stopping.md`` §5), plus where the settings came from."""
         halt = self.halt_step
-        streak = self.streak_steps()
+        streak = self.streak_steps
         total = self.total_steps
-        check = self.cross_check()
+        check = self.cross_check
         extra: dict[str, Any] = {
             "n_evals": self.job.get("n_evals") if isinstance(self.job.get("n_evals"), int) else None,
             "job_status": self.job.get("status"),
             "cross_check": check.to_json(),
         }
-        if self.enabled is False:  # what the default rule would have done
-            extra["default_rule"] = self.what_if(es.Settings()).to_json()
+        if self.default_rule is not None:
+            extra["default_rule"] = self.default_rule.to_json()
         return {
             "fired": self.fired,
             "reason": (self.final.reason if self.final.stopped else None) if self.fired else None,
@@ -267,16 +280,23 @@ class Analysis:
         }
 
 
+def early_stopping_on(job: dict[str, Any], sent: dict[str, Any] | None) -> bool | None:
+    """Was early stopping on for this job? The settings ftctl sent say; else the server's fields
+    (it tracks a best only for jobs with early stopping on); None: not known. The one definition,
+    for the reading of a history and for the live view of a wait alike."""
+    if sent is not None and "early_stopping_enabled" in sent:
+        return bool(sent["early_stopping_enabled"])
+    if job.get("early_stopped") is True or isinstance(job.get("early_stopping_best_step"), int):
+        return True
+    return None
+
+
 def analyse(job: dict[str, Any], rows: Iterable[dict[str, Any]], *, sent: dict[str, Any] | None = None,
             override: es.Settings | None = None) -> Analysis:
     """Replay ``job``'s eval history under the settings it ran with (or ``override``)."""
     total = job.get("total_steps") if isinstance(job.get("total_steps"), int) else None
     points = eval_points(rows, total_steps=total, n_evals=job.get("n_evals"), eval_steps=job.get("eval_steps"))
-    enabled: bool | None = None
-    if sent is not None and "early_stopping_enabled" in sent:
-        enabled = bool(sent["early_stopping_enabled"])
-    elif job.get("early_stopped") is True or isinstance(job.get("early_stopping_best_step"), int):
-        enabled = True  # the server tracks a best only for jobs with early stopping on
+    enabled = early_stopping_on(job, sent)
     if override is not None:
         settings, source = override, GIVEN
     elif sent is not None and enabled:
@@ -290,16 +310,16 @@ def analyse(job: dict[str, Any], rows: Iterable[dict[str, Any]], *, sent: dict[s
 
 
 def replay(points: list[tuple[int, float, bool]], settings: es.Settings) -> tuple[list[Evaluation], es.State]:
-    """Each evaluation with the rule's reading of it; the last state of the fold."""
+    """Each evaluation with the rule's reading of it (``es.trail``, the one fold); the last state.
+    Evaluations after a halt are kept, unread."""
     out: list[Evaluation] = []
-    state, advance, warmup = es.INITIAL, es.advance, settings.warmup_evals
-    for i, (step, value, missing) in enumerate(points, 1):
-        if state.stopped:
-            out.append(Evaluation(i, step, value, missing))
-            continue
-        before = state.best_value
-        state = advance(state, value, settings)
-        out.append(Evaluation(i, step, value, missing, before, state.improved, i <= warmup, state.streak))
+    state, warmup = es.INITIAL, settings.warmup_evals
+    for (step, value, missing), after in zip(points, es.trail((p[1] for p in points), settings)):
+        i = after.evals
+        out.append(Evaluation(i, step, value, missing, state.best_value, after.improved, i <= warmup, after.streak))
+        state = after
+    out.extend(Evaluation(i, step, value, missing) for i, (step, value, missing) in
+               enumerate(points[len(out):], len(out) + 1))
     return out, state
 
 
@@ -327,7 +347,7 @@ def _differences(server: Verdict, replayed: Verdict) -> tuple[str, ...]:
     if server.best_step is not None and replayed.best_step is not None and server.best_step != replayed.best_step:
         found.append("best_step")
     if server.has_best_metric and server.best_eval_loss != replayed.best_eval_loss and not (
-            server.best_eval_loss is None and not server.fired):  # A9: the server may omit it
+            server.best_eval_loss is None and not server.fired):  # R9: the server may omit it
         found.append("best_eval_loss")
     return tuple(found)
 
@@ -361,7 +381,7 @@ class WhatIf:
     reason: str | None
     halt_step: int | None
     halt_eval: int | None
-    best_step: int | None  # for a halt with no finite best: the halt step (§6.3)
+    best_step: int | None  # for a halt with no finite best: the halt step (docs/early-stopping.md §3)
     best_eval: int | None
     best_eval_loss: float | None
     promoted_step: int | None  # the best step if it fired, else the last step

@@ -1,4 +1,4 @@
-"""Settings from flags and the environment, resolved once per run (``cli-contract.md``).
+"""Settings from flags and the environment, resolved once per run (``docs/contract.md``).
 
 Precedence: flag > environment > default. The API key lives here and nowhere else; it is kept out
 of ``repr`` so that no debug print or traceback can show it.

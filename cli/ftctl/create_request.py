@@ -1,6 +1,6 @@
 """The create request: from the user's options to the body the vendor SDK sends, and its checks.
 
-``build_body`` shapes the body exactly as together 3.1.1 does (``together-api.md`` §3): the knobs
+``build_body`` shapes the body exactly as together 3.1.1 does (``docs/api.md`` §3): the knobs
 the SDK always sends carry its defaults, unset ones are omitted so the server applies its own, and
 ``lr_scheduler``, ``training_type`` and ``training_method`` are nested the same way.
 The range checks every body passes are ``ftctl.request_checks``, shared with the simulator.

@@ -1,15 +1,15 @@
-"""The early-stopping rule, written once (``early-stopping.md`` §6.1-6.3).
+"""The early-stopping rule, written once (``docs/early-stopping.md`` §1-3).
 
 The decision procedure is a left fold over the evaluations' eval_loss: ``advance`` consumes one
 evaluation, so the simulator feeds it as a run progresses, and ``trail``/``replay`` run it over a
 whole history (metrics, explanations, what-if, cross-check). No I/O here; property tests pin the
-invariants of §6.4.
+invariants of §4.
 
-Readings chosen where the vendor text is ambiguous (§5): a decrease must be *strictly* more than
-min_delta (A1), compared in exact decimals of the values as reported (A2); best moves only on a
-counted improvement (A3); the first finite evaluation always improves (A4); warmup evaluations may
-set the best but never count toward patience (A5, A6); any NaN/±inf halts at once (A7); the run
-stops on the P-th non-improving evaluation (A8).
+Readings chosen where the vendor text is ambiguous (§6): a decrease must be *strictly* more than
+min_delta (R1), compared in exact decimals of the values as reported (R2); best moves only on a
+counted improvement (R3); the first finite evaluation always improves (R4); warmup evaluations may
+set the best but never count toward patience (R5, R6); any NaN/±inf halts at once (R7); the run
+stops on the P-th non-improving evaluation (R8).
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ _EXACT = Context(prec=1000)
 
 
 def exact(value: float) -> Decimal:
-    """The value exactly as reported (A2): the shortest decimal that round-trips the float."""
+    """The value exactly as reported (R2): the shortest decimal that round-trips the float."""
     return Decimal(repr(float(value)))
 
 
 def exact_difference(a: float, b: float) -> Decimal:
-    """``a − b`` in exact decimals of the values as reported (A2): never rounded."""
+    """``a − b`` in exact decimals of the values as reported (R2): never rounded."""
     return _EXACT.subtract(exact(a), exact(b))
 
 
@@ -79,7 +79,7 @@ INITIAL = State()
 
 
 def improves(best: float, value: float, min_delta: float) -> bool:
-    """``best − value > min_delta`` in exact decimals of the values as reported (A1, A2).
+    """``best − value > min_delta`` in exact decimals of the values as reported (R1, R2).
 
     Decimals are needed only near the boundary: elsewhere binary arithmetic gives the same answer,
     since its error (under 1e-15 of the magnitudes involved) is far below the margin checked here.
@@ -94,14 +94,14 @@ def improves(best: float, value: float, min_delta: float) -> bool:
 
 
 def advance(state: State, value: float, settings: Settings) -> State:
-    """Consume one evaluation. After a halt, further values are irrelevant (§6.4.5) and ignored."""
+    """Consume one evaluation. After a halt, further values are irrelevant (§4.5) and ignored."""
     evals, best_i, best_value, streak, _, stopped, _, _ = state  # one unpack: this runs per evaluation
     if stopped:
         return state
     i = evals + 1
-    if not math.isfinite(value):  # A7: always, warmup or not
+    if not math.isfinite(value):  # R7: always, warmup or not
         return State(i, best_i, best_value, streak, False, True, NON_FINITE_EVAL_LOSS, i)
-    # Compare with the previous best *before* updating it (§8: the GLiNER2/ms-swift ordering bugs).
+    # Compare with the previous best *before* updating it (§8: updating first is the ordering bug other libraries shipped).
     delta = settings.min_delta
     improved = best_value is None or (value < best_value if delta == 0 else improves(best_value, value, delta))
     if improved:
@@ -109,7 +109,7 @@ def advance(state: State, value: float, settings: Settings) -> State:
     if i <= settings.warmup_evals:  # warmup may set the best, never counts
         return State(i, best_i, best_value, 0, improved)
     streak = 0 if improved else streak + 1
-    if streak >= settings.patience:  # A8: stop on the P-th
+    if streak >= settings.patience:  # R8: stop on the P-th
         return State(i, best_i, best_value, streak, False, True, PATIENCE_EXHAUSTED, i)
     return State(i, best_i, best_value, streak, improved)
 
@@ -140,7 +140,7 @@ def improvement_threshold(state: State, settings: Settings) -> Decimal | None:
 
 
 def evaluation_step(i: int, total_steps: int, n_evals: int) -> int:
-    """Step of evaluation ``i`` when evenly spaced: ``round(i × total_steps / n_evals)`` (A13).
+    """Step of evaluation ``i`` when evenly spaced: ``round(i × total_steps / n_evals)`` (§3).
 
     Exact integer arithmetic, rounding half to even like Python's ``round``, as the contract writes it.
     """
@@ -152,7 +152,7 @@ def evaluation_step(i: int, total_steps: int, n_evals: int) -> int:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The job fields that follow from a decision (§6.3)."""
+    """The job fields that follow from a decision (§3)."""
 
     early_stopped: bool
     reason: str | None
@@ -191,13 +191,13 @@ def outcome(state: State, steps: Sequence[int], total_steps: int, n_epochs: int)
         evals_completed=state.evals,
         epochs_completed=n_epochs,
         steps_refunded=0,
-        best_step=best_step,  # the tracked best (A9); the final model is the last step
+        best_step=best_step,  # the tracked best (R9); the final model is the last step
         best_metric=state.best_value,
         promoted_step=total_steps,
     )
 
 
-# --- §6.1: parameters, checked before anything is sent (and by the simulator, as the server) ---
+# --- §1: parameters, checked before anything is sent (and by the simulator, as the server) ---
 
 
 def _is_int(value: object) -> bool:
@@ -213,9 +213,9 @@ def check_parameters(
     validation_file: str | None = None,
     n_evals: int | None = None,
 ) -> list[str]:
-    """Raise ``InvalidInput`` with the SDK's wording, or return warnings (A11, V13).
+    """Raise ``InvalidInput`` with the SDK's wording, or return warnings (§1).
 
-    ``None`` means "not set": the server's default applies, before the n_evals check (§6.1).
+    ``None`` means "not set": the server's default applies, before the n_evals check (§1).
     """
     given = [name for name, value in (("patience", patience), ("min_delta", min_delta),
                                       ("warmup_evals", warmup_evals)) if value is not None]

@@ -1,6 +1,6 @@
 """Exit codes and the errors that carry them: the one place that maps a failure to a code.
 
-The table is the contract of ``cli-contract.md`` ("Exit codes"); ``ftctl --help`` and the README
+The table is the contract of ``docs/contract.md`` ("Exit codes"); ``ftctl --help`` and the README
 list it from ``EXIT_CODES`` below. Every error ftctl raises on purpose is an ``FtctlError``: the
 entry point prints its one-line message (or a JSON object under ``--json``) and exits with its code.
 """

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ftctl import early_stopping as es
-from ftctl.analysis import EVAL_KEY, STEP_KEY, eval_points
-from ftctl.wire import FAILED_STATUSES, TERMINAL_STATUSES, MetricsQuery
+from ftctl.analysis import EVAL_KEY, STEP_KEY, early_stopping_on, eval_points
 from ftctl.errors import ApiError, JobFailed, WaitTimeout
+from ftctl.wire import FAILED_STATUSES, TERMINAL_STATUSES, MetricsQuery
 
 if TYPE_CHECKING:
     from ftctl.analysis import Analysis
@@ -70,9 +70,7 @@ class Watch:
 
     @property
     def enabled(self) -> bool | None:
-        if self.sent is not None and "early_stopping_enabled" in self.sent:
-            return bool(self.sent["early_stopping_enabled"])
-        return True if self.job.get("early_stopped") is True else None
+        return early_stopping_on(self.job, self.sent)
 
     @property
     def settings(self) -> es.Settings:

@@ -13,12 +13,12 @@ from ftctl.errors import InvalidInput
 
 if TYPE_CHECKING:
     from ftctl.analysis import Analysis
-    from ftctl.follow import Update, Watch
     from ftctl.backend import Backend
     from ftctl.backends.simulator.scenarios import Scenario
-    from ftctl.wire import MetricsQuery, Wire
     from ftctl.create_request import CreateOptions
+    from ftctl.follow import Update, Watch
     from ftctl.local_state import LocalState
+    from ftctl.wire import MetricsQuery, Wire
 
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 

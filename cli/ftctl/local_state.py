@@ -3,7 +3,7 @@
 - recent jobs (id, status, model, created_at), written by create/list/retrieve, read at TAB time
   by job-id completion, which must stay cheap (no sqlite, no pydantic, no network);
 - the early-stopping settings ftctl sent at create, because the real API does not echo them back
-  and the cross-check needs them (``early-stopping.md`` §8).
+  and the cross-check needs them (``docs/early-stopping.md`` §8).
 
 Only non-secret fields are kept. Writes are atomic (temp file + rename) under an advisory lock, so
 concurrent ftctl processes never leave a torn file; the file and its directory are user-only.

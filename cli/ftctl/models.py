@@ -1,4 +1,4 @@
-"""Pydantic models of the API's objects, with the API's exact field names (``together-api.md``).
+"""Pydantic models of the API's objects, with the API's exact field names (``docs/api.md``).
 
 Lenient on purpose (together-python #246, together-py #181): statuses, event types and levels are
 plain strings, every field but the identifying ones is optional, and unknown fields are kept.

@@ -18,7 +18,7 @@ Wire = dict[str, Any]
 
 def wire_float(x: float) -> float | str:
     """A float as ftctl's JSON carries it: strict JSON has no NaN or infinities, so they are the
-    strings "NaN", "Infinity" and "-Infinity" (cli-contract.md); text views use the same words."""
+    strings "NaN", "Infinity" and "-Infinity" (docs/contract.md); text views use the same words."""
     if math.isfinite(x):
         return x
     return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
@@ -40,7 +40,7 @@ class Encoded(dict):
 # and never stored by the simulator.
 SECRET_BODY_FIELDS = ("wandb_key", "wandb_api_key", "hf_api_token")
 
-# Job statuses (together-api.md §4.1). Unknown ones are kept as they are, never an error.
+# Job statuses (docs/api.md §4). Unknown ones are kept as they are, never an error.
 TERMINAL_STATUSES = frozenset({"completed", "error", "user_error", "cancelled"})
 FAILED_STATUSES = frozenset({"error", "user_error", "cancelled"})
 

@@ -1,4 +1,4 @@
-"""Together's fine-tuning API over httpx: the real backend (``together-api.md``).
+"""Together's fine-tuning API over httpx: the real backend (``docs/api.md``).
 
 Speaks the vendor SDK's wire contract: paths under ``{base}/v1/fine-tunes``, ``Authorization:
 Bearer``, its retry policy (connection errors, 408, 409, 429 and 5xx; backoff ``min(d·2^n, 10)``

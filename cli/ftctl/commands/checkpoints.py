@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import typer
 
-from ftctl.output.render import Shown
 from ftctl.commands.common import Session, command, rows_view
 from ftctl.commands.options import JOB_ID
-
+from ftctl.output.render import Shown
 
 
 def register(app: typer.Typer) -> None:

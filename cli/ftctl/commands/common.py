@@ -22,10 +22,10 @@ from ftctl.output.terminal import COLOR_CHOICES, Terminal
 if TYPE_CHECKING:
     from ftctl.backend import Backend
     from ftctl.backends.simulator.scenarios import Scenario
-    from ftctl.output.render import Shown
     from ftctl.config import Config
     from ftctl.jobs import Service
     from ftctl.local_state import LocalState
+    from ftctl.output.render import Shown
 
 OUTPUT = "Output"
 CONNECTION = "Connection"

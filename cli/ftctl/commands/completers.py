@@ -90,8 +90,8 @@ def _command(ctx: Any) -> str:
 def register_shells() -> None:
     """Make TAB work with Typer's ``--install-completion/--show-completion`` options removed.
 
-    Those options guess the shell and print the wrong script when the guess fails (research-cli-ux
-    §2.1); ``ftctl completion SHELL`` replaces them. Removing them (``add_completion=False``) also
+    Those options guess the shell and print the wrong script when the guess fails;
+    ``ftctl completion SHELL`` replaces them. Removing them (``add_completion=False``) also
     skips Typer's registration of its shell classes, so do it here. Typer passes every candidate's
     description through Rich (~100 ms of imports at each TAB, and line breaks at 80 columns);
     ours are plain text already, so a whitespace clean-up is all they need. Both hooks are Typer

@@ -6,8 +6,8 @@ import typer
 
 from ftctl.commands import completers
 from ftctl.commands.common import Session, command
-from ftctl.output.render import Shown
 from ftctl.completion_scripts import SHELLS
+from ftctl.output.render import Shown
 
 HELP = """Print the completion script for SHELL (bash, zsh, fish or powershell) on stdout.
 

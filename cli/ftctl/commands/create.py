@@ -8,11 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from ftctl.commands import completers
-from ftctl.output.render import Shown
 from ftctl.commands.common import Session, command, job_view
 from ftctl.commands.options import BEHAVIOUR, INTERVAL, TIMEOUT, WAIT, check_wait_options
 from ftctl.commands.waiting import wait_for
-
+from ftctl.output.render import Shown
 
 DATA, TRAINING, LORA, DPO, EARLY, TRACKING, SIM = (
     "Data and model", "Training", "LoRA", "DPO", "Early stopping", "Weights & Biases", "Simulator")

@@ -6,10 +6,9 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from ftctl.output.render import Shown
 from ftctl.commands.common import Session, command, rows_view
 from ftctl.commands.options import JOB_ID
-
+from ftctl.output.render import Shown
 
 
 def register(app: typer.Typer) -> None:

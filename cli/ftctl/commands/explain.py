@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from ftctl.output.render import Shown
 from ftctl.commands.common import Session, command
 from ftctl.commands.options import FROM_FILE, OPTIONAL_JOB_ID
+from ftctl.output.render import Shown
 
 if TYPE_CHECKING:
     from ftctl.analysis import Analysis

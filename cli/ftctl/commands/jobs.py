@@ -6,11 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from ftctl.output.render import Shown
 from ftctl.commands.common import Session, command, job_view, rows_view
 from ftctl.commands.options import INTERVAL, JOB_ID, TIMEOUT, WAIT, YES, check_wait_options
 from ftctl.commands.waiting import wait_for
-
+from ftctl.output.render import Shown
 
 
 def register(app: typer.Typer) -> None:

@@ -8,10 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ftctl.output.render import Shown
 from ftctl.commands.common import Session, command
 from ftctl.commands.options import FROM_FILE, OPTIONAL_JOB_ID
-
+from ftctl.output.render import Shown
 
 FILTERS = "Filters (passed to the API)"
 VIEW = "What to show"

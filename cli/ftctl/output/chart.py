@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from ftctl.wire import wire_float
+from ftctl.output.numbers import fmt_loss
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -101,16 +101,6 @@ def can_draw_unicode(encoding: str | None) -> bool:
 
 def _fmt_value(value: float, decimals: int) -> str:
     return f"{value:.{decimals}f}"
-
-
-def fmt_loss(value: float | None) -> str:
-    """A loss as the legend shows it: up to 4 decimals, as reported when shorter."""
-    if value is None:
-        return "null"
-    if not math.isfinite(value):
-        return wire_float(value)
-    text = repr(value)
-    return text if len(text) <= 8 else f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.4f}"
 
 
 def nice_ticks(low: float, high: float, count: int) -> list[float]:
@@ -310,7 +300,7 @@ def from_analysis(analysis: Analysis, *, train: Sequence[tuple[int, float]] = ()
     best_step = analysis.best_step if best_value is not None else None
     halt = analysis.halt_step
     warmup = [e.step for e in evaluations if e.warmup]
-    streak = analysis.streak_steps() if analysis.fired or not analysis.ended else []
+    streak = analysis.marked_streak
     return render(steps, values, best_step=best_step, best_value=best_value, halt_step=halt,
                   warmup_steps=warmup, streak_steps=streak, train=train, x_max=analysis.total_steps,
                   width=width, height=height, unicode=unicode,
@@ -323,13 +313,13 @@ def legend(analysis: Analysis, g: Glyphs = UNICODE, *, train: bool = False, warm
     s = analysis.settings
     facts = []
     if analysis.best_eval_loss is not None:
-        facts.append(f"{g.best} best {fmt_loss(analysis.best_eval_loss)} @ step {analysis.best_step}")
+        facts.append(f"{g.best} best {fmt_loss(analysis.best_eval_loss, 'short')} @ step {analysis.best_step}")
     elif analysis.fired:
         facts.append("no finite best")
     if analysis.fired:
         facts.append(f"{g.halt} halted @ step {analysis.halt_step}")
-    elif analysis.enabled is False:
-        would = analysis.what_if(s)
+    elif analysis.default_rule is not None:
+        would = analysis.default_rule
         facts.append("early stopping off" + (f" (the default rule would have halted @ step {would.halt_step})"
                                               if would.fired else ""))
     elif analysis.ended:

@@ -1,4 +1,4 @@
-"""Why early stopping fired, or did not: the narrative of ``early-stopping.md`` §6.5, rendered from
+"""Why early stopping fired, or did not: the narrative of ``docs/early-stopping.md`` §5, rendered from
 an ``Analysis`` (the same facts as its JSON object), plus what-if answers and the cross-check line.
 
 Pure text: ``explain()`` and ``what_if()`` return ``Line``s (a paragraph each, with an indent);
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ftctl import early_stopping as es
-from ftctl.wire import wire_float
+from ftctl.output.numbers import fmt_loss
 
 if TYPE_CHECKING:
     from ftctl.analysis import Analysis, Verdict, WhatIf
@@ -37,17 +37,8 @@ class Line:
     kind: str = "text"  # text | ok | warning
 
 
-def value(x: float | None) -> str:
-    """A loss as reported: the shortest repr, NaN and infinities in the JSON contract's spelling."""
-    if x is None:
-        return "null"
-    if not math.isfinite(x):
-        return wire_float(x)
-    return repr(float(x))
-
-
 def settings_text(s: es.Settings) -> str:
-    return f"patience {s.patience}, min_delta {value(s.min_delta)}, warmup {s.warmup_evals}"
+    return f"patience {s.patience}, min_delta {fmt_loss(s.min_delta)}, warmup {s.warmup_evals}"
 
 
 def _threshold(best: float, min_delta: float) -> str:
@@ -80,7 +71,7 @@ def explain(a: Analysis, *, unicode: bool = True) -> list[Line]:
     if a.enabled is False:
         lines = _not_enabled(a)
     else:
-        check = a.cross_check()
+        check = a.cross_check
         if "fired" in check.differences:
             lines = _server_only(a)
         elif a.fired and a.final.reason == es.NON_FINITE_EVAL_LOSS:
@@ -106,7 +97,7 @@ def explain(a: Analysis, *, unicode: bool = True) -> list[Line]:
 
 def disagreement(a: Analysis) -> str:
     """One line naming both answers; the server's is the one shown as the truth."""
-    check = a.cross_check()
+    check = a.cross_check
     assert check.server is not None
     return (f"the server and the replay disagree ({', '.join(check.differences)}): the server says "
             f"{_verdict(check.server)}; replaying the history with {settings_text(a.settings)} gives "
@@ -114,7 +105,7 @@ def disagreement(a: Analysis) -> str:
 
 
 def _verdict(v: Verdict) -> str:
-    best = (f"best step {v.best_step} (eval_loss {value(v.best_eval_loss)})" if v.best_eval_loss is not None
+    best = (f"best step {v.best_step} (eval_loss {fmt_loss(v.best_eval_loss)})" if v.best_eval_loss is not None
             else "no finite best")
     return (f"early stopping fired at step {v.halt_step}, {best}" if v.fired
             else f"early stopping did not fire, {best}")
@@ -127,8 +118,8 @@ def _patience(a: Analysis) -> list[Line]:
     lines = [Line(0, f"Early stopping fired at step {halt} (evaluation {a.eval_at(halt)}{_of(a)}): eval_loss did "
                      f"not improve for {s.patience} consecutive evaluations (patience {s.patience}).")]
     threshold = _threshold(a.final.best_value, s.min_delta) if a.final.best_value is not None else "?"
-    lines.append(Line(2, f"Best: eval_loss {value(best)} at step {best_step} (evaluation {best_i}). An evaluation "
-                         f"counts as an improvement only if it is more than min_delta ({value(s.min_delta)}) below "
+    lines.append(Line(2, f"Best: eval_loss {fmt_loss(best)} at step {best_step} (evaluation {best_i}). An evaluation "
+                         f"counts as an improvement only if it is more than min_delta ({fmt_loss(s.min_delta)}) below "
                          f"the best, i.e. below {threshold}."))
     lines += _trail(a, threshold)
     if a.final.best_i is not None and a.final.best_i <= s.warmup_evals:
@@ -146,11 +137,11 @@ def _trail(a: Analysis, threshold: str) -> list[Line]:
     p = a.settings.patience
     streak = [e for e in a.evaluations[a.final.evals - a.final.streak:a.final.evals]]
     step_w = max((len(str(e.step)) for e in streak), default=0)
-    value_w = max((len(value(e.eval_loss)) for e in streak), default=0)
+    value_w = max((len(fmt_loss(e.eval_loss)) for e in streak), default=0)
     out = []
     for k, e in enumerate(streak, 1):
         end = " -> halt" if a.final.stopped and e.eval == a.final.halt_i else ""
-        out.append(Line(4, f"step {str(e.step).ljust(step_w)}  eval_loss {value(e.eval_loss).ljust(value_w)}  "
+        out.append(Line(4, f"step {str(e.step).ljust(step_w)}  eval_loss {fmt_loss(e.eval_loss).ljust(value_w)}  "
                            f"not below {threshold}   ({k} of {p}){end}"))
     return out
 
@@ -166,14 +157,14 @@ def _boundaries(a: Analysis) -> list[Line]:
         gap = es.exact_difference(e.best_before, e.eval_loss)
         if gap == delta:
             if d == 0:
-                found.append(f"Evaluation {e.eval} ({value(e.eval_loss)}) equals the best; a tie does not count "
+                found.append(f"Evaluation {e.eval} ({fmt_loss(e.eval_loss)}) equals the best; a tie does not count "
                              "as an improvement.")
             else:
-                found.append(f"Evaluation {e.eval} is exactly min_delta ({value(d)}) below the best "
-                             f"({value(e.best_before)}); a decrease equal to min_delta does not count.")
+                found.append(f"Evaluation {e.eval} is exactly min_delta ({fmt_loss(d)}) below the best "
+                             f"({fmt_loss(e.best_before)}); a decrease equal to min_delta does not count.")
         elif gap > 0:
-            found.append(f"Evaluation {e.eval} ({value(e.eval_loss)}) was lower than the best but not by more "
-                         f"than min_delta ({value(d)}), so it did not count and was not promoted.")
+            found.append(f"Evaluation {e.eval} ({fmt_loss(e.eval_loss)}) was lower than the best but not by more "
+                         f"than min_delta ({fmt_loss(d)}), so it did not count and was not promoted.")
     lines = [Line(2, text) for text in found[:MAX_BOUNDARY_LINES]]
     if len(found) > MAX_BOUNDARY_LINES:
         lines.append(Line(2, f"({len(found) - MAX_BOUNDARY_LINES} more evaluations like these.)"))
@@ -183,7 +174,7 @@ def _boundaries(a: Analysis) -> list[Line]:
 def _non_finite(a: Analysis) -> list[Line]:
     halt = a.halt_step
     bad = a.evaluations[a.final.halt_i - 1]
-    what = ("missing (no usable eval_loss in the history)" if bad.missing else value(bad.eval_loss))
+    what = ("missing (no usable eval_loss in the history)" if bad.missing else fmt_loss(bad.eval_loss))
     head = f"Early stopping fired at step {halt} (evaluation {a.eval_at(halt)}{_of(a)}): eval_loss was {what}, " \
            "which is not a finite number"
     refund = _refund(a, halt)
@@ -196,7 +187,7 @@ def _non_finite(a: Analysis) -> list[Line]:
         return lines
     lines = [Line(0, f"{head}; a non-finite eval_loss halts the run immediately, regardless of patience and "
                      "warmup."),
-             Line(2, f"Best finite eval_loss before it: {value(a.best_eval_loss)} at step {a.best_step} "
+             Line(2, f"Best finite eval_loss before it: {fmt_loss(a.best_eval_loss)} at step {a.best_step} "
                      f"(evaluation {a.eval_at(a.best_step)}); that checkpoint was promoted.")]
     if refund:
         lines.append(Line(2, refund))
@@ -206,7 +197,7 @@ def _non_finite(a: Analysis) -> list[Line]:
 def _not_fired(a: Analysis) -> list[Line]:
     s = a.settings
     n = len(a.evaluations)
-    best = (f"eval_loss {value(a.best_eval_loss)} at step {a.best_step} (evaluation {a.eval_at(a.best_step)})"
+    best = (f"eval_loss {fmt_loss(a.best_eval_loss)} at step {a.best_step} (evaluation {a.eval_at(a.best_step)})"
             if a.best_eval_loss is not None else None)
     status = a.job.get("status")
     if not a.ended:
@@ -238,7 +229,7 @@ def _not_fired(a: Analysis) -> list[Line]:
 
 def _server_only(a: Analysis) -> list[Line]:
     """The server's verdict when the replay cannot reproduce whether it fired."""
-    best = (f"eval_loss {value(a.best_eval_loss)} at step {a.best_step}" if a.best_eval_loss is not None
+    best = (f"eval_loss {fmt_loss(a.best_eval_loss)} at step {a.best_step}" if a.best_eval_loss is not None
             else "no finite eval_loss")
     if a.fired:
         refund = _refund(a, a.halt_step)
@@ -257,7 +248,7 @@ def _not_enabled(a: Analysis) -> list[Line]:
                 f"checkpoint from the last step ({_last_step(a)}).")
     else:
         head = f"Early stopping was not enabled for this job ({n}{_of(a)} evaluations so far)."
-    return [Line(0, head), Line(2, what_if_sentence(a.what_if(es.Settings()), default=True))]
+    return [Line(0, head), Line(2, what_if_sentence(a.default_rule, default=True))]
 
 
 def what_if_sentence(w: WhatIf, *, default: bool = False) -> str:
@@ -268,14 +259,14 @@ def what_if_sentence(w: WhatIf, *, default: bool = False) -> str:
         if w.best_eval_loss is None:
             promoted = f"with no finite best (eval_loss at evaluation {w.halt_eval} is not finite)"
         else:
-            promoted = f"promoting step {w.best_step} (eval_loss {value(w.best_eval_loss)})"
+            promoted = f"promoting step {w.best_step} (eval_loss {fmt_loss(w.best_eval_loss)})"
         why = " because eval_loss was not finite" if w.reason == es.NON_FINITE_EVAL_LOSS else ""
         return f"{who} would have stopped at step {w.halt_step} (evaluation {w.halt_eval}){why}, {promoted}" \
                f"{_against(w)}."
     if not w.conclusive:
         return (f"{who} would not have stopped by step {w.history_end_step}, where the recorded history ends; it "
                 "would have run longer than the actual run, by how much the history cannot tell.")
-    best = f"; best eval_loss {value(w.best_eval_loss)} at step {w.best_step}" if w.best_eval_loss is not None else ""
+    best = f"; best eval_loss {fmt_loss(w.best_eval_loss)} at step {w.best_step}" if w.best_eval_loss is not None else ""
     return f"{who} would not have stopped: it would have run to the last step ({w.steps_run}){best}{_against(w)}."
 
 
@@ -303,9 +294,9 @@ def sweep_rows(rows: list[WhatIf]) -> list[list[str]]:
             against = f"saves {w.steps_saved}" if w.steps_saved > 0 else (
                 f"costs {-w.steps_saved}" if w.steps_saved < 0 else "same")
         halt = str(w.halt_step) if w.fired else ("no halt" if w.conclusive else f"> {w.history_end_step}")
-        out.append([str(s.patience), value(s.min_delta), str(s.warmup_evals), halt,
+        out.append([str(s.patience), fmt_loss(s.min_delta), str(s.warmup_evals), halt,
                     "" if w.best_step is None or not w.conclusive else str(w.best_step),
-                    value(w.best_eval_loss) if w.conclusive else "",
+                    fmt_loss(w.best_eval_loss) if w.conclusive else "",
                     "" if w.steps_run is None else str(w.steps_run), against])
     return out
 

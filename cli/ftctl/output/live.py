@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ftctl.output.explanation import value
+from ftctl.output.numbers import fmt_loss
 from ftctl.output.terminal import Terminal
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def rule_text(watch: Watch) -> list[str]:
     state, s = watch.state, watch.settings
     if state.best_value is None:
         return [] if not state.stopped else ["no finite eval_loss yet"]
-    parts = [f"best {value(state.best_value)} @ step {watch.evaluations[state.best_i - 1].step}"]
+    parts = [f"best {fmt_loss(state.best_value)} @ step {watch.evaluations[state.best_i - 1].step}"]
     if state.stopped:
         return parts
     if state.evals > s.warmup_evals:
@@ -45,7 +45,7 @@ def rule_text(watch: Watch) -> list[str]:
 def evaluation_line(watch: Watch, e: Evaluation) -> str:
     n_evals = watch.job.get("n_evals")
     of = f" of {n_evals}" if isinstance(n_evals, int) and n_evals else ""
-    parts = [f"eval {e.eval}{of}", f"step {e.step}", f"eval_loss {value(e.eval_loss)}"]
+    parts = [f"eval {e.eval}{of}", f"step {e.step}", f"eval_loss {fmt_loss(e.eval_loss)}"]
     state = e.state
     if watch.enabled is not False:
         if state.stopped and state.halt_i == e.eval:
@@ -117,7 +117,7 @@ class View:
             lines.append(Text.assemble((bar * filled, "cyan"), (bar * (width - filled), "dim")))
         if watch.evaluations:
             last = watch.evaluations[-1]
-            lines.append(Text(f"latest eval_loss {value(last.eval_loss)} at step {last.step} (eval {last.eval})"))
+            lines.append(Text(f"latest eval_loss {fmt_loss(last.eval_loss)} at step {last.step} (eval {last.eval})"))
         rule = rule_text(watch)
         if rule:
             lines.append(Text(" · ".join(rule), "cyan"))

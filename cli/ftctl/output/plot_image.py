@@ -64,7 +64,7 @@ def write(analysis: Analysis, path: str, *, train: Sequence[tuple[int, float]] =
             ax.axvspan(0, warmup[-1].step, color="0.92", zorder=0, label="warmup")
             ax.plot([e.step for e in warmup], [e.eval_loss for e in warmup], "o", markerfacecolor="white",
                     markeredgecolor="tab:blue", markersize=6)
-        streak = set(analysis.streak_steps()) if analysis.fired or not analysis.ended else set()
+        streak = set(analysis.marked_streak)
         marked = [e for e in evaluations if e.step in streak and math.isfinite(e.eval_loss)]
         if marked:
             ax.plot([e.step for e in marked], [e.eval_loss for e in marked], "x", color="tab:orange",

@@ -6,10 +6,10 @@ ISO-8601 UTC times, nothing cut, no colour, so that ``cut``/``awk``/``grep`` wor
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
-from ftctl.wire import FAILED_STATUSES, TERMINAL_STATUSES, wire_float
+from ftctl.output.numbers import fmt_loss
+from ftctl.wire import FAILED_STATUSES, TERMINAL_STATUSES
 from ftctl.output.terminal import Terminal
 
 if TYPE_CHECKING:
@@ -17,14 +17,6 @@ if TYPE_CHECKING:
 
 STATUS_STYLE = {"completed": "green", "error": "red", "user_error": "red", "cancelled": "red",
                 "cancel_requested": "yellow"}
-
-
-def fmt_loss(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        return wire_float(value) if not math.isfinite(value) else f"{value:.6g}"
-    return str(value)
 
 
 def _status_style(status: str) -> str:
@@ -40,14 +32,14 @@ def early_stopping_line(job: dict[str, Any]) -> str | None:
         if best is None:
             head = f"halted at step {done}: no finite eval_loss was recorded, so no best checkpoint"
         else:
-            head = f"halted at step {done} · best eval_loss {fmt_loss(best)} at step {best_step} (promoted)"
+            head = f"halted at step {done} · best eval_loss {fmt_loss(best, 'table')} at step {best_step} (promoted)"
         if isinstance(total, int) and isinstance(done, int):
             head += f" · {total - done} of {total} steps refunded"
         return head
     if best_step is not None:
         ended = job.get("status") == "completed"
         suffix = f" · not stopped early: the final model is step {total}, not the best" if ended else ""
-        return f"best eval_loss so far {fmt_loss(best)} at step {best_step}{suffix}"
+        return f"best eval_loss so far {fmt_loss(best, 'table')} at step {best_step}{suffix}"
     return None
 
 
@@ -56,7 +48,7 @@ def job(term: Terminal, data: dict[str, Any]) -> None:
         keys = ("id", "status", "model", "model_output_name", "created_at", "updated_at", "total_steps",
                 "steps_completed", "evals_completed", "epochs_completed", "n_epochs", "n_evals",
                 "early_stopped", "early_stopping_best_step", "early_stopping_best_metric")
-        rows = [[k, fmt_loss(data[k]) if k == "early_stopping_best_metric" else data[k]]
+        rows = [[k, fmt_loss(data[k], 'table') if k == "early_stopping_best_metric" else data[k]]
                 for k in keys if k in data]
         if data.get("early_stopped") is True and isinstance(data.get("total_steps"), int) \
                 and isinstance(data.get("steps_completed"), int):
@@ -189,7 +181,7 @@ def evaluations(term: Terminal, analysis: Analysis) -> None:
         else:
             verdict = "improved" if e.improved else "no"
         streak = "" if e.streak is None or e.warmup else f"{e.streak}/{analysis.settings.patience}"
-        rows.append([e.eval, e.step, fmt_loss(e.eval_loss) + (" (missing)" if e.missing else ""),
+        rows.append([e.eval, e.step, fmt_loss(e.eval_loss, 'table') + (" (missing)" if e.missing else ""),
                      change, verdict, streak])
     if not term.is_tty:
         term.rows(rows)

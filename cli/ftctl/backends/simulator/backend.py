@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ftctl import early_stopping as es
-from ftctl.wire import SECRET_BODY_FIELDS, TERMINAL_STATUSES, MetricsQuery, Wire, dumps
-from ftctl.request_checks import check_body
-from ftctl.errors import ApiError, InvalidInput, NotFound
 from ftctl.backends.simulator import scenarios, timeline
 from ftctl.backends.simulator.scenarios import Scenario
 from ftctl.backends.simulator.store import Record, Store
+from ftctl.errors import ApiError, InvalidInput, NotFound
+from ftctl.request_checks import check_body
+from ftctl.wire import SECRET_BODY_FIELDS, TERMINAL_STATUSES, MetricsQuery, Wire, dumps
 
 STORE_FILE = "simulator.db"
 USER_ID = "sim-user"

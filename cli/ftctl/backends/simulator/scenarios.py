@@ -1,6 +1,6 @@
 """Loss curves for simulated jobs: named presets, JSON scenario files, or a curve from the seed.
 
-``--sim-scenario NAME|FILE`` (``cli-contract.md``, "Simulator scenarios"). A file is
+``--sim-scenario NAME|FILE`` (``docs/contract.md``, "Simulator scenarios"). A file is
 ``{"eval_loss": [2.0, 1.5, "NaN", ...], "steps_per_epoch": 24}``; it may also name a ``preset``
 (to generate the values) and a ``fail_at_step`` (the job ends in ``error`` there).
 """

@@ -1,5 +1,5 @@
 """``ftctl sim serve``: the simulator over HTTP, with Together's paths, shapes and error envelope
-(``together-api.md`` §2), so that ftctl's httpx backend and the vendor's own SDK and ``tg`` CLI can
+(``docs/api.md`` §2), so that ftctl's httpx backend and the vendor's own SDK and ``tg`` CLI can
 be pointed at it.
 
 It wraps THE simulator (``ftctl.backends.simulator.backend.Simulator``: the same store under
@@ -59,7 +59,7 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
 
 def error_response(status: int, message: str, *, type_: str = "invalid_request_error", code: str | None = None,
                    param: str | None = None, headers: dict[str, str] | None = None) -> Response:
-    """The API's error envelope (``together-api.md`` §1)."""
+    """The API's error envelope (``docs/api.md`` §1)."""
     return json_response({"error": {"message": message, "type": type_, "param": param, "code": code}},
                          status, headers)
 

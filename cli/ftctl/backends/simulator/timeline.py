@@ -50,15 +50,9 @@ class Plan:
         """The rule fed one evaluation at a time, over the evaluations the run reaches."""
         if self.settings is None:
             return []
-        states, state = [], es.INITIAL
-        for step, value in zip(self.eval_steps, self.eval_loss):
-            if self.fail_at is not None and step > self.fail_at:
-                break
-            state = es.advance(state, value, self.settings)
-            states.append(state)
-            if state.stopped:
-                break
-        return states
+        reached = (value for step, value in zip(self.eval_steps, self.eval_loss)
+                   if self.fail_at is None or step <= self.fail_at)
+        return list(es.trail(reached, self.settings))
 
     def summary(self) -> dict[str, Any]:
         """The end of the run, stored beside the job so listing never replays the curve."""
