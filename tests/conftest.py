@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ftctl.__main__ import run as ftctl_run
+from ftctl.environment import Clock, Environment
 
 pytest_plugins = ("served",)  # the served simulator's fixtures (worked_server, srv) for the tests that use it
 
@@ -50,8 +51,48 @@ def ftctl_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+class SimulatedTime:
+    """One fake clock for the simulator and a wait: sleeping moves it, so a two-minute job is
+    waited for in milliseconds. ``on_nap(n)`` runs after the n-th pause of a wait."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.t = start
+        self.naps: list[float] = []
+        self.on_nap = None
+
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.naps.append(seconds)
+        self.t += seconds
+        if self.on_nap is not None:
+            self.on_nap(len(self.naps))
+
+    @property
+    def environment(self) -> Environment:
+        return Environment(Clock(now=self.now, monotonic=self.now, sleep=self.sleep))
+
+
 @pytest.fixture
-def ftctl(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+def run_environment() -> dict:
+    """The ``Environment`` the ``ftctl`` fixture runs with (None: the real process's clock)."""
+    return {"environment": None}
+
+
+@pytest.fixture
+def sim_time(run_environment: dict) -> SimulatedTime:
+    """Run ftctl on simulated time (the simulator's clock and wait's sleeps are one fake clock)."""
+    time = SimulatedTime()
+    run_environment["environment"] = time.environment
+    return time
+
+
+@pytest.fixture
+def ftctl(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, run_environment: dict):
     """Run ftctl in this process: ``ftctl("retrieve", ID, "--json", env={...})``."""
 
     def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -62,7 +103,7 @@ def ftctl(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
                     m.delenv(key, raising=False)
                 else:
                     m.setenv(key, value)
-            code = ftctl_run([str(a) for a in args])
+            code = ftctl_run([str(a) for a in args], run_environment["environment"])
         out, err = capsys.readouterr()
         return Result(code, out, err)
 

@@ -275,12 +275,8 @@ def test_concurrent_creates_lose_nothing(ftctl_proc):
     assert set(ids) <= listed
 
 
-def test_job_advances_with_the_clock(ftctl, monkeypatch):
+def test_job_advances_with_the_clock(ftctl, sim_time):
     """At a finite speed a job moves pending → queued → running → uploading → completed."""
-    import ftctl.backends.simulator.backend as backend
-
-    now = [1_000_000.0]
-    monkeypatch.setattr(backend, "now", lambda: now[0])
     job_id = create(ftctl, "--n-evals", "4", "--early-stopping", "--sim-scenario", "improving",
                     env={"FTCTL_SIM_SPEED": "10"})
     seen = []
@@ -290,7 +286,7 @@ def test_job_advances_with_the_clock(ftctl, monkeypatch):
             seen.append(job["status"])
         if job["status"] == "completed":
             break
-        now[0] += 0.05
+        sim_time.advance(0.05)
     assert seen == ["pending", "queued", "running", "uploading", "completed"]
     assert job["steps_completed"] == job["total_steps"] == 24
 

@@ -213,15 +213,11 @@ def test_a_job_ftctl_did_not_create_says_the_defaults_are_assumed(ftctl, scenari
     assert ftctl("explain", job_id, "--json").json()["early_stopping"]["settings_source"] == "assumed_defaults"
 
 
-def test_running_job_says_what_the_next_evaluation_must_beat(ftctl, scenario_file, monkeypatch):
-    import ftctl.backends.simulator.backend as backend
-
-    now = [1_000_000.0]
-    monkeypatch.setattr(backend, "now", lambda: now[0])
+def test_running_job_says_what_the_next_evaluation_must_beat(ftctl, scenario_file, sim_time):
     env = {"FTCTL_SIM_SPEED": "10"}
     job_id = ftctl(*BASE, "--n-evals", "10", "--early-stopping", "--sim-scenario",
                    scenario_file(WORKED, steps_per_epoch=120), "-q", env=env).stdout.strip()
-    now[0] += (6 + 60) / 10  # pending, queued and download, then 60 steps: 5 evaluations
+    sim_time.advance((6 + 60) / 10)  # pending, queued and download, then 60 steps: 5 evaluations
     out = flat(ftctl("explain", job_id, env=env).stdout)
     assert ("has not fired so far: 5 of 10 evaluations have run, and the current run of non-improving "
             "evaluations after warmup is 1 of 2.") in out

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 import ftctl.backends
 import ftctl.follow as follow
 from ftctl.__main__ import run
+from ftctl.environment import Clock, Environment
 from ftctl.models import Checkpoint, Event, Job, MetricsRow, ResponseError, parse, parse_list, unwrap_list
 from ftctl.backends.together import HttpSettings, TogetherBackend, server_message
 
@@ -96,12 +97,11 @@ def api(monkeypatch) -> Api:
     mock = Api()
     mock.set()
 
-    def open_backend(config, *, trace=None, scenario=None):
+    def open_backend(config, *, trace=None, scenario=None, clock=None):
         return TogetherBackend(config, transport=httpx.MockTransport(mock.handle), trace=trace,
                                settings=HttpSettings(max_retries=0, retry_delay=0), sleep=lambda s: None)
 
     monkeypatch.setattr(ftctl.backends, "open_backend", open_backend)
-    monkeypatch.setattr(follow, "sleep", lambda seconds: None)  # wait's pause between polls
     # Build the command tree once, not once per run: the fuzzers run ftctl hundreds of times.
     monkeypatch.setattr(typer.main, "get_command", functools.cache(typer.main.get_command))
     return mock
@@ -119,12 +119,15 @@ def environment(**values: str | None) -> Iterator[None]:
         yield
 
 
+NO_SLEEP = Environment(Clock(sleep=lambda seconds: None))
+
+
 def ftctl_api(*argv: str, tty: bool = False) -> tuple[int, str, str]:
     """ftctl in this process, on the together backend, stdout piped or (``tty``) a terminal."""
     out, err = io.StringIO(), io.StringIO()
     with environment(TOGETHER_API_KEY=KEY, FTCTL_FORCE_TTY="100" if tty else None, NO_COLOR="1"), \
             contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = run(list(argv))
+        code = run(list(argv), NO_SLEEP)  # wait's pauses between polls take no time
     return code, out.getvalue(), err.getvalue()
 
 

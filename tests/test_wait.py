@@ -1,6 +1,6 @@
 """ftctl wait / --wait: every way a wait ends, the lines it prints off a terminal, the live view on
 one, and polls that fail for a moment. Simulated time: the simulator's clock and the wait's sleep
-are one fake clock, so a two-minute job is waited for in milliseconds."""
+are one fake sim_time, so a two-minute job is waited for in milliseconds."""
 
 from __future__ import annotations
 
@@ -24,22 +24,6 @@ SLOW = {"FTCTL_SIM_SPEED": "10"}  # 10 steps per (simulated) second
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-@pytest.fixture
-def clock(monkeypatch):
-    """One fake clock for the simulator and the wait: sleeping moves it."""
-    import ftctl.backends.simulator.backend as backend
-
-    now = [1_000_000.0]
-    monkeypatch.setattr(backend, "now", lambda: now[0])
-    monkeypatch.setattr(follow, "monotonic", lambda: now[0])
-
-    def sleep(seconds):
-        now[0] += seconds
-
-    monkeypatch.setattr(follow, "sleep", sleep)
-    return now
-
-
 def create(ftctl, *args, env=None) -> str:
     result = ftctl(*BASE, *args, "-q", env=env)
     assert result.exit_code == 0, result.stderr
@@ -55,7 +39,7 @@ def progress_lines(stderr: str, job_id: str) -> list[str]:
     return [line[len(job_id) + 2:] for line in stderr.splitlines() if line.startswith(job_id + "  ")]
 
 
-def test_completes_while_waiting_one_line_per_change(ftctl, scenario_file, clock):
+def test_completes_while_waiting_one_line_per_change(ftctl, scenario_file, sim_time):
     job_id = worked(ftctl, scenario_file)
     result = ftctl("wait", job_id, env=SLOW)
     assert result.exit_code == 0, result.stderr
@@ -103,7 +87,7 @@ def test_already_failed_when_called_exits_5(ftctl):
     assert "did not fire before the job ended (error)" in " ".join(result.stdout.split())
 
 
-def test_fails_while_waiting_exits_5(ftctl, clock):
+def test_fails_while_waiting_exits_5(ftctl, sim_time):
     job_id = create(ftctl, "--n-evals", "10", "--early-stopping", "--sim-scenario", "error", env=SLOW)
     result = ftctl("wait", job_id, env=SLOW)
     assert result.exit_code == 5
@@ -112,31 +96,28 @@ def test_fails_while_waiting_exits_5(ftctl, clock):
     assert result.stderr.splitlines()[-1].startswith(f"Error: job {job_id} ended error")
 
 
-def test_cancelled_while_waiting_exits_5(ftctl, clock, ftctl_home, monkeypatch):
+def test_cancelled_while_waiting_exits_5(ftctl, sim_time, ftctl_home):
     job_id = create(ftctl, "--n-evals", "10", env=SLOW)
-    naps = []
 
-    def sleep(seconds):  # someone cancels the job from elsewhere during the third pause
-        naps.append(seconds)
-        clock[0] += seconds
-        if len(naps) == 3:
-            sim = Simulator(ftctl_home, speed=10)
+    def cancel_from_elsewhere(nap: int) -> None:  # someone cancels the job during the third pause
+        if nap == 3:
+            sim = Simulator(ftctl_home, speed=10, clock=sim_time.now)
             sim.cancel(job_id)
             sim.close()
 
-    monkeypatch.setattr(follow, "sleep", sleep)
+    sim_time.on_nap = cancel_from_elsewhere
     result = ftctl("wait", job_id, "--json", env=SLOW)
     assert result.exit_code == 5
     assert result.json()["status"] == "cancelled"  # --json: the job as it ended
     assert "ended cancelled" in result.stderr.splitlines()[-1]
 
 
-def test_timeout_exits_3_and_the_job_keeps_running(ftctl, scenario_file, clock):
+def test_timeout_exits_3_and_the_job_keeps_running(ftctl, scenario_file, sim_time):
     job_id = worked(ftctl, scenario_file)
-    start = clock[0]
+    start = sim_time.t
     result = ftctl("wait", job_id, "--timeout", "2.5", "--interval", "1", env=SLOW)
     assert result.exit_code == 3
-    assert clock[0] - start == pytest.approx(2.5)  # the last poll is at the deadline, not past it
+    assert sim_time.t - start == pytest.approx(2.5)  # the last poll is at the deadline, not past it
     last = result.stderr.splitlines()[-1]
     assert last.startswith(f"Error: timed out after 2.5s: job {job_id} is still running, at step ")
     assert f"keep waiting with: ftctl wait {job_id}" in last
@@ -144,7 +125,7 @@ def test_timeout_exits_3_and_the_job_keeps_running(ftctl, scenario_file, clock):
     assert ftctl("retrieve", job_id, "--json", env=SLOW).json()["status"] == "running"
 
 
-def test_timeout_under_json_prints_the_job_as_it_stood(ftctl, scenario_file, clock):
+def test_timeout_under_json_prints_the_job_as_it_stood(ftctl, scenario_file, sim_time):
     job_id = worked(ftctl, scenario_file, env={"FTCTL_SIM_SPEED": "0.5"})  # 156 s of simulated time
     result = ftctl("wait", job_id, "--timeout", "1m", "--json")
     assert result.exit_code == 3
@@ -152,7 +133,7 @@ def test_timeout_under_json_prints_the_job_as_it_stood(ftctl, scenario_file, clo
     assert json.loads(result.stderr.splitlines()[-1])["error"]["code"] == "timeout"
 
 
-def test_retrieve_wait_and_create_wait(ftctl, scenario_file, clock):
+def test_retrieve_wait_and_create_wait(ftctl, scenario_file, sim_time):
     job_id = worked(ftctl, scenario_file)
     result = ftctl("retrieve", job_id, "--wait", "--json", env=SLOW)
     assert result.exit_code == 0
@@ -193,7 +174,7 @@ def test_durations(text, seconds):
     assert follow.parse_duration(text) == seconds
 
 
-def test_live_view_on_a_terminal(ftctl, scenario_file, clock):
+def test_live_view_on_a_terminal(ftctl, scenario_file, sim_time):
     job_id = worked(ftctl, scenario_file)
     result = ftctl("wait", job_id, env={**SLOW, "FTCTL_FORCE_TTY": "100", "NO_COLOR": "1"})
     assert result.exit_code == 0
@@ -227,11 +208,12 @@ class Flaky:
         return self.inner.metrics(job_id, query)
 
 
-def test_transient_poll_errors_do_not_end_the_wait(ftctl, scenario_file, clock, ftctl_home):
+def test_transient_poll_errors_do_not_end_the_wait(ftctl, scenario_file, sim_time, ftctl_home):
     job_id = worked(ftctl, scenario_file)
-    sim = Simulator(ftctl_home, speed=10)
+    sim = Simulator(ftctl_home, speed=10, clock=sim_time.now)
     watch = follow.Watch(job_id, sent={"early_stopping_enabled": True})
-    updates = list(follow.follow(Flaky(sim, failures=follow.POLL_RETRIES), watch, interval=1))
+    updates = list(follow.follow(Flaky(sim, failures=follow.POLL_RETRIES), watch, interval=1,
+                                 clock=sim_time.environment.clock))
     retries = [u.retry_error for u in updates if u.retry_error]
     assert retries == ["HTTP 503 from the API (service unavailable)"] * follow.POLL_RETRIES
     assert updates[-1].ended and watch.job["status"] == "completed"
@@ -240,14 +222,15 @@ def test_transient_poll_errors_do_not_end_the_wait(ftctl, scenario_file, clock, 
     sim.close()
 
 
-def test_persistent_poll_errors_end_the_wait_and_not_found_at_once(ftctl, scenario_file, clock, ftctl_home):
+def test_persistent_poll_errors_end_the_wait_and_not_found_at_once(ftctl, scenario_file, sim_time, ftctl_home):
     job_id = worked(ftctl, scenario_file)
-    sim = Simulator(ftctl_home, speed=10)
+    sim = Simulator(ftctl_home, speed=10, clock=sim_time.now)
     with pytest.raises(ApiError):
-        list(follow.follow(Flaky(sim, failures=follow.POLL_RETRIES + 1), follow.Watch(job_id), interval=1))
+        list(follow.follow(Flaky(sim, failures=follow.POLL_RETRIES + 1), follow.Watch(job_id), interval=1,
+                           clock=sim_time.environment.clock))
     flaky = Flaky(sim, failures=1, error=NotFound)
     with pytest.raises(NotFound):
-        list(follow.follow(flaky, follow.Watch(job_id), interval=1))
+        list(follow.follow(flaky, follow.Watch(job_id), interval=1, clock=sim_time.environment.clock))
     assert flaky.calls == 2
     sim.close()
 

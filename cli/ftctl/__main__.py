@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ftctl.environment import Environment
     from ftctl.errors import FtctlError
 
 
@@ -17,7 +18,8 @@ def main() -> None:
     sys.exit(run(sys.argv[1:]))
 
 
-def run(argv: list[str]) -> int:
+def run(argv: list[str], environment: Environment | None = None) -> int:
+    """Run one command; ``environment`` (the clock) defaults to the real process's."""
     if argv in (["--version"], ["-V"]):  # the cheapest path: no Typer, nothing else
         from ftctl import __version__
 
@@ -43,7 +45,8 @@ def run(argv: list[str]) -> int:
         from ftctl.app import app
 
         command = typer.main.get_command(app)
-        result = command.main(args=argv, prog_name="ftctl", standalone_mode=False)
+        result = command.main(args=argv, prog_name="ftctl", standalone_mode=False,
+                              obj={"environment": environment} if environment is not None else None)
         return result if isinstance(result, int) else 0
     except UsageError as exc:
         where = f" (see 'ftctl{_subcommand(exc)} --help')"

@@ -10,11 +10,11 @@ a few times before the error ends the wait (a brief network or server hiccup mus
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ftctl import early_stopping as es
+from ftctl.environment import Clock
 from ftctl.analysis import EVAL_KEY, STEP_KEY, early_stopping_on, eval_points
 from ftctl.errors import ApiError, JobFailed, WaitTimeout
 from ftctl.wire import FAILED_STATUSES, TERMINAL_STATUSES, MetricsQuery
@@ -24,15 +24,6 @@ if TYPE_CHECKING:
     from ftctl.backend import Backend
 
 POLL_RETRIES = 3  # consecutive failed polls tolerated before the error ends the wait
-
-
-def sleep(seconds: float) -> None:
-    """Pause between polls (tests replace it to move a simulated clock instead)."""
-    time.sleep(seconds)
-
-
-def monotonic() -> float:
-    return time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -105,12 +96,13 @@ class Watch:
 
 
 def follow(backend: Backend, watch: Watch, *, interval: float, timeout: float | None = None,
-           retries: int = POLL_RETRIES) -> Iterator[Update]:
+           retries: int = POLL_RETRIES, clock: Clock | None = None) -> Iterator[Update]:
     """Yield an ``Update`` for every change until the job ends (the last update has ``ended``).
 
-    Raises ``WaitTimeout`` when ``timeout`` seconds pass first; the job keeps running.
+    Raises ``WaitTimeout`` when ``timeout`` seconds pass first (on ``clock``); the job keeps running.
     """
-    deadline = None if timeout is None else monotonic() + timeout
+    clock = clock or Clock()
+    deadline = None if timeout is None else clock.monotonic() + timeout
     failures = 0
     first = True
     while True:
@@ -135,11 +127,11 @@ def follow(backend: Backend, watch: Watch, *, interval: float, timeout: float | 
             first = False
             if job.get("status") in TERMINAL_STATUSES:
                 return
-        now = monotonic()
+        now = clock.monotonic()
         if deadline is not None and now >= deadline:
             raise _timed_out(watch, timeout)
         # Sleep at most up to the deadline, then take one last look at the job.
-        sleep(interval if deadline is None else min(interval, deadline - now))
+        clock.sleep(interval if deadline is None else min(interval, deadline - now))
 
 
 def _moved(before: dict[str, Any], after: dict[str, Any]) -> bool:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ftctl.backend import Backend
     from ftctl.backends.simulator.scenarios import Scenario
     from ftctl.create_request import CreateOptions
+    from ftctl.environment import Clock
     from ftctl.follow import Update, Watch
     from ftctl.local_state import LocalState
     from ftctl.wire import MetricsQuery, Wire
@@ -59,10 +60,13 @@ class Service:
     (a dry run)."""
 
     def __init__(self, backend_name: str, open_backend: Callable[[Scenario | None], Backend],
-                 local: LocalState | None) -> None:
+                 local: LocalState | None, *, clock: Clock | None = None) -> None:
+        from ftctl.environment import Clock
+
         self.backend_name = backend_name
         self._open = open_backend
         self.local = local
+        self.clock = clock or Clock()
 
     @property
     def backend(self) -> Backend:
@@ -161,7 +165,7 @@ class Service:
         Raises ``WaitTimeout`` (the job keeps running); Ctrl-C propagates."""
         from ftctl.follow import follow
 
-        for update in follow(self.backend, watch, interval=interval, timeout=timeout):
+        for update in follow(self.backend, watch, interval=interval, timeout=timeout, clock=self.clock):
             on_update(update)
         self._remember([watch.job])
         return watch.job

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from ftctl.backend import Backend
     from ftctl.backends.simulator.scenarios import Scenario
     from ftctl.config import Config
+    from ftctl.environment import Clock
 
 
 def load_scenario(backend_name: str, spec: str | None) -> Scenario | None:
@@ -30,13 +31,15 @@ def load_scenario(backend_name: str, spec: str | None) -> Scenario | None:
 
 
 def open_backend(config: Config, *, trace: Callable[[str], None] | None = None,
-                 scenario: Scenario | None = None) -> Backend:
+                 scenario: Scenario | None = None, clock: Clock | None = None) -> Backend:
     """The backend the configuration names. ``trace`` (``--debug``) receives one line per HTTP
-    request and response, the key masked; ``scenario`` shapes the jobs the simulator creates."""
+    request and response, the key masked; ``scenario`` shapes the jobs the simulator creates, on
+    the simulator's timeline read from ``clock``."""
     if config.backend == "sim":
         from ftctl.backends.simulator.backend import Simulator
 
-        return Simulator(config.home, speed=config.sim_speed, scenario=scenario)
+        return Simulator(config.home, speed=config.sim_speed, scenario=scenario,
+                         clock=clock.now if clock is not None else None)
     from ftctl.backends.together import TogetherBackend
 
     return TogetherBackend(config, trace=trace)

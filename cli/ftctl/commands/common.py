@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ftctl.backend import Backend
     from ftctl.backends.simulator.scenarios import Scenario
     from ftctl.config import Config
+    from ftctl.environment import Environment
     from ftctl.jobs import Service
     from ftctl.local_state import LocalState
     from ftctl.output.render import Shown
@@ -65,12 +66,15 @@ class Session:
 
     def __init__(self, *, json_: bool = False, fields: str | None = None, color: str | None = None,
                  backend: str | None = None, base_url: str | None = None, debug: bool = False,
-                 output: tuple[str, ...] = ()) -> None:
+                 output: tuple[str, ...] = (), environment: Environment | None = None) -> None:
         color = (color or "auto").lower()
         if color not in COLOR_CHOICES:
             from ftctl.errors import InvalidInput
 
             raise InvalidInput(f"--color must be auto, always or never (got {color!r})")
+        from ftctl.environment import Environment
+
+        self.environment = environment or Environment()
         self.term = Terminal(color=color)
         self.output = output
         self.fields = None
@@ -113,7 +117,8 @@ class Session:
                 self.term.note("Note: using the embedded simulator (TOGETHER_API_KEY is not set; "
                                + (f"{url} is not used: set TOGETHER_API_KEY or pass --backend together)."
                                   if url else "--backend together for the real API)."))
-            self._backend = open_backend(config, trace=self.term.note if self.debug else None, scenario=scenario)
+            self._backend = open_backend(config, trace=self.term.note if self.debug else None, scenario=scenario,
+                                         clock=self.environment.clock)
         return self._backend
 
     @property
@@ -128,7 +133,8 @@ class Session:
         if self._service is None:
             from ftctl.jobs import Service
 
-            self._service = Service(self.config.backend, self.open_backend, self.local)
+            self._service = Service(self.config.backend, self.open_backend, self.local,
+                                    clock=self.environment.clock)
         return self._service
 
     def emit(self, value: Any, kind: str | None = None) -> None:
@@ -163,12 +169,14 @@ def command(app: typer.Typer, name: str | None = None, *, output: str | tuple[st
         @functools.wraps(fn)
         def run(*args: Any, **values: Any) -> Any:
             ctx: typer.Context = values.pop("_ctx")
-            inherited = ctx.find_root().obj or {}
+            inherited = dict(ctx.find_root().obj or {})
+            environment = inherited.pop("environment", None)
             shared = {k: values.pop(k) for k in _SHARED}
             for key, value in inherited.items():
                 if shared.get(key) is None:
                     shared[key] = value
-            session = Session(**{k: v for k, v in shared.items() if v is not None}, output=kinds)
+            session = Session(**{k: v for k, v in shared.items() if v is not None}, output=kinds,
+                              environment=environment)
             try:
                 shown = fn(session, *args, **values)
                 if shown is not None:
@@ -210,8 +218,9 @@ def rows_view(rows: list[dict[str, Any]], view: str, *args: Any) -> Shown:
 
 
 def root_options(ctx: typer.Context, **values: Any) -> None:
-    """Store the root's ``--backend/--base-url/--color/--debug`` for every command to inherit."""
-    ctx.obj = {k: v for k, v in values.items() if v is not None}
+    """Store the root's ``--backend/--base-url/--color/--debug`` for every command to inherit,
+    beside the environment the entry point put there."""
+    ctx.obj = {**(ctx.obj or {}), **{k: v for k, v in values.items() if v is not None}}
 
 
 ROOT_PARAMS = [_SHARED[k] for k in ("backend", "base_url", "color", "debug")]

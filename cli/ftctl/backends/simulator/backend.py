@@ -32,11 +32,6 @@ _DEFAULT_LORA = {"type": "Lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout":
                  "lora_trainable_modules": "all-linear"}
 
 
-def now() -> float:
-    """The simulator's clock (tests replace it)."""
-    return time.time()
-
-
 class Conflict(ApiError):
     code = "conflict"
 
@@ -48,7 +43,7 @@ class Simulator:
                  scenario: Scenario | None = None) -> None:
         self.store = Store(home / STORE_FILE)
         self.speed = speed
-        self.clock = clock or now
+        self.clock = clock or time.time  # wall time: a job's timeline is a function of it
         self.scenario = scenario  # for the jobs this instance creates; the server passes one per request
 
     def close(self) -> None:
