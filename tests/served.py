@@ -23,12 +23,10 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
+from kit import WORKED
 
 TOKEN = "test-token"  # the served simulator accepts any non-empty bearer token
 START_TIMEOUT = 30.0
-# The worked example (docs/early-stopping.md): 5 epochs of 24 steps, 10 evals, patience 2 -> best step
-# 48 (eval_loss 0.4213), halt at step 72, 48 of 120 steps refunded.
-WORKED = [2.0, 1.5, 1.2, 0.4213, 0.45, 0.47, 0.40, 0.39, 0.38, 0.37]
 
 
 @dataclass

@@ -20,9 +20,10 @@ import pytest
 from ftctl.request_checks import WHOLE_MAX
 from ftctl.backends.simulator.scenarios import MAX_FILE_BYTES
 from ftctl.backends.simulator.store import SCHEMA_VERSION
+from kit import MODEL
 
 KEY = "tgk-bad-input-matrix-key"
-CREATE = ("create", "-t", "file-train", "-v", "file-val", "-m", "m")
+CREATE = ("create", "-t", "file-train", "-v", "file-val", "-m", MODEL)
 CREATE_ES = (*CREATE, "--n-evals", "10", "--early-stopping")
 HUGE = "99999999999999999999999"  # past every integer type a server or SQLite holds
 
@@ -105,7 +106,7 @@ CASES: list[Bad] = [
         "n_epochs must be <= 1000 on the simulator (got 1001)"),
     Bad("n_evals past the simulator's limit", (*CREATE, "--n-evals", "100001"),
         "n_evals must be <= 100000 on the simulator (got 100001)"),
-    Bad("n_evals without a validation file", ("create", "-t", "f", "-m", "m", "--n-evals", "5"),
+    Bad("n_evals without a validation file", ("create", "-t", "f", "-m", MODEL, "--n-evals", "5"),
         "n_evals > 0 requires a validation file (got n_evals=5"),
     Bad("n_checkpoints zero", (*CREATE, "--n-checkpoints", "0"), "n_checkpoints must be >= 1 (got 0)"),
     Bad("batch_size zero", (*CREATE, "--batch-size", "0"), "batch_size must be >= 1 (got 0)"),
@@ -142,14 +143,14 @@ CASES: list[Bad] = [
     Bad("suffix with a slash", (*CREATE, "--suffix", "a/b"), "suffix must be at most 40 letters, digits, '.', '_' "
                                                              "or '-' (got 'a/b')"),
     Bad("suffix in unicode", (*CREATE, "--suffix", "modèle"), "(got 'modèle')"),
-    Bad("training file empty", ("create", "-t", "", "-m", "m"), "training_file is required (got none)"),
-    Bad("training file with a space", ("create", "-t", "my file", "-m", "m"), "training_file must be a non-empty id "
+    Bad("training file empty", ("create", "-t", "", "-m", MODEL), "training_file is required (got none)"),
+    Bad("training file with a space", ("create", "-t", "my file", "-m", MODEL), "training_file must be a non-empty id "
                                                                               "of at most 512 characters with no "
                                                                               "spaces or control characters "
                                                                               "(got 'my file')"),
-    Bad("training file very long", ("create", "-t", "f" * 5000, "-m", "m"), "(got 'ffffffffff"),
-    Bad("model and from_checkpoint both", ("create", "-t", "f", "-m", "m", "--from-checkpoint", "ft-1"),
-        "exactly one of --model and --from-checkpoint is required (got model='m', from_checkpoint='ft-1')"),
+    Bad("training file very long", ("create", "-t", "f" * 5000, "-m", MODEL), "(got 'ffffffffff"),
+    Bad("model and from_checkpoint both", ("create", "-t", "f", "-m", MODEL, "--from-checkpoint", "ft-1"),
+        "exactly one of --model and --from-checkpoint is required (got model='Qwen/Qwen3.5-9B', from_checkpoint='ft-1')"),
     Bad("patience huge", (*CREATE_ES, "--patience", HUGE),
         f"Early stopping requires n_evals >= patience + warmup_evals + 1 = {int(HUGE) + 2} (got n_evals=10)"),
     Bad("min_delta overflowing to Inf", (*CREATE_ES, "--min-delta", "1e400"),

@@ -10,8 +10,8 @@ import pytest
 
 from ftctl.analysis import analyse
 from ftctl.output import chart
+from kit import BASE, WORKED
 
-WORKED = [2.0, 1.5, 1.2, 0.4213, 0.45, 0.47, 0.40, 0.39, 0.38, 0.37]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -171,7 +171,6 @@ def test_y_labels_span_the_values_and_x_ticks_are_round_numbers():
 
 # --- through the CLI: terminal and not, with and without colour ------------------------------------
 
-BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", "Qwen/Qwen3.5-9B"]
 
 
 def worked_job_id(ftctl, scenario_file) -> str:

@@ -21,6 +21,7 @@ import pytest
 from ftctl.commands.completers import JOB_ID_COMMANDS, quick_answer
 from ftctl.completion_scripts import FILES, REGENERATE, SHELLS, drift, script
 from ftctl.backends.simulator.scenarios import PRESETS
+from kit import MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPLETIONS = ROOT / "completions"
@@ -335,7 +336,7 @@ def test_fields_complete_after_the_last_comma_for_the_commands_json(tab):
 
 
 def test_every_completed_field_is_accepted(ftctl, tab):
-    job_id = _create(ftctl, "-m", "m")
+    job_id = _create(ftctl, "-m", MODEL)
     for command, kind in (("retrieve", "job"), ("events", "event"), ("checkpoints", "checkpoint")):
         names = [v for v, _ in tab(f"ftctl {command} {job_id} --fields ")]
         result = ftctl(command, job_id, "--fields", ",".join(names))
@@ -362,8 +363,8 @@ def test_static_values_complete(tab):
 def test_every_completed_create_value_is_accepted(ftctl, tab):
     for option in ("--training-method", "--lr-scheduler-type", "--train-on-inputs"):
         for value, _ in tab(f"ftctl create {option} "):
-            result = ftctl("create", "-t", "f", "-m", "m", option, value, "--dry-run")
+            result = ftctl("create", "-t", "f", "-m", MODEL, option, value, "--dry-run")
             assert result.exit_code == 0, (option, value, result.stderr)
     for preset, _ in tab("ftctl create --sim-scenario "):
-        result = ftctl(*BASE[:5], "--n-evals", "4", "-m", "m", "--sim-scenario", preset, "-q")
+        result = ftctl(*BASE[:5], "--n-evals", "4", "-m", MODEL, "--sim-scenario", preset, "-q")
         assert result.exit_code == 0, (preset, result.stderr)

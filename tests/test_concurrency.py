@@ -18,8 +18,9 @@ from pathlib import Path
 from ftctl.local_state import LocalState
 
 from workers import created_by
+from kit import MODEL
 
-BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", "m", "--n-evals", "4", "--early-stopping"]
+BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", MODEL, "--n-evals", "4", "--early-stopping"]
 WORKERS = 8
 
 # For ``seconds`` after ``start`` (a shared instant, so they really collide): create, list, and cancel

@@ -6,9 +6,8 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from kit import BASE, MODEL, WORKED
 
-WORKED = [2.0, 1.5, 1.2, 0.4213, 0.45, 0.47, 0.40, 0.39, 0.38, 0.37]
-BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", "Qwen/Qwen3.5-9B"]
 
 
 def create(ftctl, *args: str, env=None) -> str:
@@ -151,12 +150,12 @@ def test_dpo_job_with_early_stopping(ftctl, scenario_file):
 
 
 def test_dry_run_prints_the_body_as_the_vendor_sdk_sends_it(ftctl):
-    result = ftctl("create", "-t", "file-a", "-v", "file-b", "-m", "m", "--n-evals", "5", "--early-stopping",
+    result = ftctl("create", "-t", "file-a", "-v", "file-b", "-m", MODEL, "--n-evals", "5", "--early-stopping",
                    "--patience", "2", "--min-delta", "0.01", "--warmup-evals", "1", "--lora", "--dry-run")
     assert result.exit_code == 0
     body = json.loads(result.stdout)
     assert body == {
-        "training_file": "file-a", "validation_file": "file-b", "packing": True, "model": "m", "n_epochs": 1,
+        "training_file": "file-a", "validation_file": "file-b", "packing": True, "model": MODEL, "n_epochs": 1,
         "learning_rate": 1e-05,
         "lr_scheduler": {"lr_scheduler_type": "cosine", "lr_scheduler_args": {"min_lr_ratio": 0.0, "num_cycles": 0.5}},
         "warmup_ratio": 0.0, "max_grad_norm": 1.0, "weight_decay": 0.0, "n_checkpoints": 1, "n_evals": 5,
@@ -210,7 +209,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_created(ftctl, args, message):
 
 
 def test_no_validation_file_with_early_stopping(ftctl):
-    result = ftctl("create", "-t", "f", "-m", "m", "--n-evals", "10", "--early-stopping")
+    result = ftctl("create", "-t", "f", "-m", MODEL, "--n-evals", "10", "--early-stopping")
     assert result.exit_code == 2
     assert "Early stopping requires a validation file (validation_file)." in result.stderr
 

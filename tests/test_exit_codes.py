@@ -22,6 +22,7 @@ from typing import Iterator
 import pytest
 
 from ftctl.errors import EXIT_CODES, ExitCode
+from kit import MODEL
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 KEY = "sk-exit-code-test-key"
@@ -96,7 +97,7 @@ def test_1_network_unreachable(ftctl_proc):
 
 @pytest.mark.parametrize("argv,message", [
     (["list", "--bogus"], "No such option: --bogus"),
-    (["create", "-t", "f", "-m", "m", "--n-evals", "2", "--early-stopping", "--patience", "2", "-v", "v"],
+    (["create", "-t", "f", "-m", MODEL, "--n-evals", "2", "--early-stopping", "--patience", "2", "-v", "v"],
      "n_evals >= patience + warmup_evals + 1"),
     (["retrieve", "not an id!"], "is not a job id"),
 ])
@@ -108,7 +109,7 @@ def test_2_invalid_usage_or_input_sends_nothing(ftctl_proc, argv, message):
 
 
 def _create(ftctl_proc, *args: str, speed: str = "inf") -> str:
-    result = ftctl_proc("create", "-t", "file-train", "-v", "file-val", "-m", "m", "--n-evals", "4", *args, "-q",
+    result = ftctl_proc("create", "-t", "file-train", "-v", "file-val", "-m", MODEL, "--n-evals", "4", *args, "-q",
                         env={"FTCTL_SIM_SPEED": speed})
     assert result.exit_code == 0, result.stderr
     return result.stdout.strip()
@@ -139,7 +140,7 @@ def test_5_the_job_ended_unsuccessfully(ftctl_proc, how):
         assert ftctl_proc("cancel", job_id, "--yes").exit_code == 0
         result = ftctl_proc("wait", job_id, "--interval", "0.1")
     else:
-        result = ftctl_proc("create", "-t", "f", "-v", "v", "-m", "m", "--n-evals", "4", "--sim-scenario",
+        result = ftctl_proc("create", "-t", "f", "-v", "v", "-m", MODEL, "--n-evals", "4", "--sim-scenario",
                             "error", "--wait", "-q")
         assert result.exit_code == 5 and re.fullmatch(r"ft-[0-9a-f-]+\n", result.stdout), result
         return

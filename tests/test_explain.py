@@ -10,8 +10,8 @@ import pytest
 
 from ftctl.analysis import analyse
 from ftctl.output.explanation import explain, paragraphs
+from kit import BASE, WORKED
 
-BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", "Qwen/Qwen3.5-9B"]
 NAN = "NaN"
 
 
@@ -82,7 +82,6 @@ def test_the_streak_trail_is_aligned_one_evaluation_per_line(ftctl, scenario_fil
     assert "    step 72  eval_loss 1.1   not below 1.0   (2 of 2) -> halt" in lines
 
 
-WORKED = [2.0, 1.5, 1.2, 0.4213, 0.45, 0.47, 0.40, 0.39, 0.38, 0.37]
 
 WORKED_TEXT = """\
 Early stopping fired at step 72 (evaluation 6 of 10): eval_loss did not improve for 2 consecutive

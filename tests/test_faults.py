@@ -18,10 +18,11 @@ import pytest
 from ftctl.follow import POLL_RETRIES
 
 from served import on_the_api
+from kit import MODEL
 
 KEY = "tgk-faults-test-key"
 FAST = {"FTCTL_RETRY_DELAY": "0.01"}  # backoff 10 ms, 20 ms, ... when the server names no wait
-CREATE = ["create", "-t", "file-train", "-v", "file-val", "-m", "m", "--n-epochs", "5", "--n-evals", "10",
+CREATE = ["create", "-t", "file-train", "-v", "file-val", "-m", MODEL, "--n-epochs", "5", "--n-evals", "10",
           "--early-stopping"]
 
 

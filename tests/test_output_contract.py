@@ -21,6 +21,7 @@ import pytest
 
 from ftctl.output.fields import KINDS
 from ftctl.output.terminal import color_enabled
+from kit import MODEL
 
 LONG_MODEL = "acme-research/" + "a-deliberately-long-model-name-" * 4 + "v1"  # > 80 columns with its id
 BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", LONG_MODEL]
@@ -229,7 +230,7 @@ def test_field_names_match_what_the_commands_print(ftctl, jobs):
     assert set(ftctl("metrics", jobs["id"], "--json").json()) == set(KINDS["metrics"])
     assert set(ftctl("metrics", jobs["id"], "--raw").json()) == set(KINDS["metrics_response"])
     assert set(ftctl("completion", "fish", "--json").json()) == set(KINDS["completion"])
-    full = ftctl("create", "-t", "f", "-v", "v", "-m", "m", "--n-evals", "5", "--early-stopping",
+    full = ftctl("create", "-t", "f", "-v", "v", "-m", MODEL, "--n-evals", "5", "--early-stopping",
                  "--patience", "2", "--min-delta", "0.1", "--warmup-evals", "1", "--suffix", "s",
                  "--max-seq-length", "10", "--gradient-accumulation-steps", "2", "--random-seed", "1", "--lora",
                  "--wandb-project-name", "p", "--wandb-name", "n", "--wandb-entity", "e",

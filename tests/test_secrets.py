@@ -19,11 +19,12 @@ import pytest
 import typer.main
 
 from served import served
+from kit import MODEL
 
 KEY = f"tgk-secret-{uuid.uuid4().hex}"
 WANDB = f"wandb-secret-{uuid.uuid4().hex}"
 SECRETS = (KEY, WANDB)
-CREATE = ["create", "-t", "file-train", "-v", "file-val", "-m", "m", "--n-epochs", "5", "--n-evals", "10",
+CREATE = ["create", "-t", "file-train", "-v", "file-val", "-m", MODEL, "--n-epochs", "5", "--n-evals", "10",
           "--early-stopping", "--wandb-project-name", "p"]
 HARNESS_FILES = {"serve.log", "worked.json"}  # written by the tests' harness, not by ftctl
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from served import TOKEN, on_the_api, served
+from kit import MODEL
 
 CREATE = ["create", "-t", "file-train", "-v", "file-val", "-m", "Qwen/Qwen3.5-9B", "--n-epochs", "5",
           "--n-evals", "10", "--early-stopping", "--patience", "2", "--random-seed", "11"]
@@ -325,7 +326,7 @@ def test_serve_stops_cleanly_on_sigterm_and_ctrl_c(tmp_path, sig, code):
 def test_serve_shares_the_store_with_the_in_process_simulator(tmp_path, ftctl, monkeypatch):
     home = tmp_path / "shared"
     monkeypatch.setenv("FTCTL_HOME", str(home))
-    job_id = ftctl("create", "-t", "f", "-m", "m", "-q", "--backend", "sim").stdout.strip()
+    job_id = ftctl("create", "-t", "f", "-m", MODEL, "-q", "--backend", "sim").stdout.strip()
     with served(home, args=()) as s:
         served_job = httpx.get(f"{s.url}/v1/fine-tunes/{job_id}", headers={"Authorization": "Bearer x"}).json()
     assert served_job["id"] == job_id and served_job["status"] == "completed"

@@ -18,8 +18,9 @@ import pytest
 from ftctl.backends.simulator.store import SCHEMA_VERSION
 
 from workers import created_by
+from kit import MODEL
 
-BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", "m", "--n-evals", "4", "--early-stopping"]
+BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", MODEL, "--n-evals", "4", "--early-stopping"]
 
 # A worker: for ``seconds``, create / retrieve / list / cancel through ftctl's own entry point, in its
 # own process, printing every id it created. Finite speed, so cancels find running jobs.

@@ -17,9 +17,8 @@ import pytest
 import ftctl.follow as follow
 from ftctl.errors import ApiError, NotFound
 from ftctl.backends.simulator.backend import Simulator
+from kit import BASE, WORKED
 
-BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", "Qwen/Qwen3.5-9B"]
-WORKED = [2.0, 1.5, 1.2, 0.4213, 0.45, 0.47, 0.40, 0.39, 0.38, 0.37]
 SLOW = {"FTCTL_SIM_SPEED": "10"}  # 10 steps per (simulated) second
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

@@ -9,9 +9,8 @@ import pytest
 
 from ftctl import early_stopping as es
 from ftctl.analysis import analyse
+from kit import BASE, WORKED
 
-BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", "Qwen/Qwen3.5-9B"]
-WORKED = [2.0, 1.5, 1.2, 0.4213, 0.45, 0.47, 0.40, 0.39, 0.38, 0.37]
 # Best at evaluation 5 (step 60), then two worse ones: patience 2 halts at step 84 (evaluation 7).
 LATE = [2.0, 1.5, 1.2, 0.9, 0.41, 0.43, 0.44, 0.39, 0.38, 0.37]
 
