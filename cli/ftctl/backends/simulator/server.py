@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from ftctl.wire import MetricsQuery
 from ftctl.errors import ApiError, FtctlError, InvalidInput, NotFound
@@ -168,8 +168,13 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
 
     async def not_routed(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
-        what = "method not allowed for" if status == 405 else "no such endpoint:"
-        return error_response(status, f"{what} {request.method} {request.url.path}")
+        if status != 405:
+            return error_response(status, f"no such endpoint: {request.method} {request.url.path}")
+        # Each method of a path is its own route: Starlette's Allow names only the first one's.
+        allowed = sorted({m for r in routes if r.matches(request.scope)[0] is not Match.NONE
+                          for m in (r.methods or ())})
+        return error_response(405, f"method not allowed for {request.method} {request.url.path} "
+                                   f"(allowed: {', '.join(allowed)})", headers={"Allow": ", ".join(allowed)})
 
     app = Starlette(routes=routes, exception_handlers={404: not_routed, 405: not_routed})
     return Front(app, log=log, faults=faults)
