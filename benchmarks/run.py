@@ -142,6 +142,76 @@ def fill_store(home: Path, count: int) -> None:
     subprocess.run([sys.executable, "-c", code, str(home), str(count)], check=True)
 
 
+GIB = 1024 ** 3
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):  # the process's peak resident set so far
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def serve_large_bodies(env: dict[str, str]) -> list[str]:
+    """``ftctl sim serve``'s peak RSS while a client sends it a 1 GiB body: declared up front
+    (Content-Length) and streamed chunked (no length), generated on the fly and bounded (the client
+    stops at 1 GiB, at the server's answer, or after 120 s). Rows of a markdown table."""
+    import selectors
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    if not Path("/proc/self/status").exists():
+        return ["| (needs /proc to read a process's peak RSS) | | | | |"]
+    proc = subprocess.Popen(FTCTL + ["sim", "serve", "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=env, text=True)
+    rows = []
+    try:
+        selector = selectors.DefaultSelector()
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout=30):
+            raise RuntimeError("ftctl sim serve did not print its URL")
+        url = urlsplit(proc.stdout.readline().strip())
+        idle = _peak_rss_mib(proc.pid)
+        for how in ("Content-Length: 1 GiB", "chunked, 1 GiB streamed"):
+            sock = socket.create_connection((url.hostname, url.port), timeout=120)
+            framing = f"Content-Length: {GIB}" if how.startswith("Content") else "Transfer-Encoding: chunked"
+            sock.sendall(f"POST /v1/fine-tunes HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer bench\r\n"
+                         f"Content-Type: application/json\r\n{framing}\r\n\r\n".encode())
+            sent = [0]
+
+            def stream() -> None:
+                chunk = b"x" * (1024 * 1024)
+                frame = (b"%x\r\n" % len(chunk) + chunk + b"\r\n") if how.startswith("chunked") else chunk
+                deadline = time.monotonic() + 120
+                try:
+                    while sent[0] < GIB and time.monotonic() < deadline:
+                        sock.sendall(frame)
+                        sent[0] += len(chunk)
+                except OSError:
+                    pass  # the server answered and closed: the point
+
+            start = time.perf_counter()
+            sender = threading.Thread(target=stream, daemon=True)
+            sender.start()
+            answer = b""
+            try:
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            except OSError:
+                pass
+            seconds = time.perf_counter() - start
+            sock.close()
+            sender.join(130)
+            status = answer.split(b" ", 2)[1].decode() if answer.startswith(b"HTTP/") else "(none)"
+            rows.append(f"| {how} | {status} | {sent[0] / 1024 ** 2:.0f} MiB | {seconds * 1000:.0f} ms | "
+                        f"{idle:.0f} → {_peak_rss_mib(proc.pid):.0f} MiB |")
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    return rows
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -187,9 +257,11 @@ def main() -> int:
             run_env = {**env, **(case.env or {})}
             seconds, peak = median_of(FTCTL + case.argv, run_env, repeat)
             results.append(Measured(case, seconds * 1000, seconds / base, peak))
+        print("  sim serve under a 1 GiB body ...", file=sys.stderr)
+        served = serve_large_bodies(env)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    table = render(results, base * 1000, repeat)
+    table = render(results, base * 1000, repeat) + render_served(served)
     args.out.write_text(table)
     print(table)
     return 0
@@ -213,6 +285,15 @@ def render(results: list[Measured], base_ms: float, repeat: int) -> str:
         lines.append(f"| {r.case.name} | {r.median_ms:.0f} ms | {r.ratio:.1f}× | {budget} | "
                      f"{r.peak_mib:.0f} MiB | {r.verdict} |")
     return "\n".join(lines) + "\n"
+
+
+def render_served(rows: list[str]) -> str:
+    return "\n".join([
+        "", "## `ftctl sim serve` under a 1 GiB request body", "",
+        "One client sends a generated 1 GiB body; the server must refuse it past 16 MiB without "
+        "buffering it. Sent: what the client got onto the socket before the server's answer closed it "
+        "(socket buffers included). Peak RSS: the server's high-water mark before and after.", "",
+        "| body | answer | sent | until closed | server peak RSS |", "|---|---:|---:|---:|---:|", *rows]) + "\n"
 
 
 if __name__ == "__main__":

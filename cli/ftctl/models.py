@@ -38,6 +38,11 @@ class Event(_Lenient):
     total_steps: Optional[int] = None
     checkpoint_path: Optional[str] = None
     model_path: Optional[str] = None
+    param_count: Optional[int] = None
+    token_count: Optional[int] = None
+    wandb_url: Optional[str] = None
+    training_offset: Optional[int] = None
+    hash: Optional[str] = None
     early_stopping_best_step: Optional[int] = None
     early_stopping_best_metric_value: Optional[float] = None  # not "_metric" as on the job
 

@@ -16,13 +16,20 @@ SUFFIX_MAX = 40
 # it stops typos like 1e20 epochs or a 30-digit seed before they reach a server or the store.
 WHOLE_MAX = 2**31 - 1
 _ID_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f]")
+# The shape of what a server receives (its types; the ranges are checked below). The CLI always
+# builds these right; a hand-written body or another client may not, and gets 400, never a 500.
+_OBJECTS = ("lr_scheduler", "training_type", "training_method", "multimodal_params")
+_STRINGS = ("wandb_key", "wandb_api_key", "wandb_base_url", "wandb_project_name", "wandb_name", "wandb_entity",
+            "from_hf_model", "hf_model_revision", "hf_api_token", "hf_output_repo_name")
+_BOOLS = ("packing",)
 
 
 def check_body(body: dict[str, Any]) -> list[str]:
     """Raise ``InvalidInput`` naming the field, the value and the rule; return warnings."""
+    _check_types(body)
     for key in ("training_file", "validation_file", "model", "from_checkpoint"):
         if key in body and body[key] is not None and body[key] != "":
-            _check_id(key, body[key])
+            check_id(key, body[key])
     if not body.get("training_file"):
         raise InvalidInput("training_file is required (got none)")
     if bool(body.get("model")) == bool(body.get("from_checkpoint")):
@@ -85,7 +92,38 @@ def check_body(body: dict[str, Any]) -> list[str]:
     return warnings
 
 
-def _check_id(key: str, value: Any) -> None:
+def check_estimate_body(body: dict[str, Any]) -> None:
+    """``POST /v1/fine-tunes/estimate-price``: the fields a price depends on."""
+    if not body.get("training_file"):
+        raise InvalidInput("training_file is required to estimate a price")
+    check_id("training_file", body["training_file"])
+    _int(body, "n_epochs", minimum=1)
+    _int(body, "n_evals", minimum=0)
+
+
+def _check_types(body: dict[str, Any]) -> None:
+    for key in _OBJECTS:
+        _typed(body, key, dict, "a JSON object")
+    _typed(body.get("lr_scheduler") or {}, "lr_scheduler_args", dict, "a JSON object")
+    for key in _STRINGS:
+        _typed(body, key, str, "a string")
+    for key in _BOOLS:
+        _typed(body, key, bool, "true or false")
+    method = body.get("training_method") or {}
+    for key in ("dpo_normalize_logratios_by_length", "dpo_reference_free"):
+        _typed(method, key, bool, "true or false")
+    if method.get("train_on_inputs", "auto") != "auto":
+        _typed(method, "train_on_inputs", bool, "true, false or \"auto\"")
+    _typed(body.get("training_type") or {}, "lora_trainable_modules", str, "a string")
+
+
+def _typed(obj: dict[str, Any], key: str, kind: type, what: str) -> None:
+    value = obj.get(key)
+    if value is not None and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
+        raise InvalidInput(f"{key} must be {what} (got {_show(value)})")
+
+
+def check_id(key: str, value: Any) -> None:
     if not isinstance(value, str) or not value.strip() or len(value) > 512 or _ID_FORBIDDEN.search(value):
         raise InvalidInput(f"{key} must be a non-empty id of at most 512 characters with no spaces "
                            f"or control characters (got {_show(value)})")

@@ -35,6 +35,9 @@ def serve(
     faults: Annotated[bool, typer.Option(
         "--faults", help="Enable /_sim/faults to make the next requests fail (429, 500, slow, malformed "
         "JSON, truncated, HTML, empty, dropped mid-body), for testing clients.")] = False,
+    request_timeout: Annotated[float, typer.Option(
+        metavar="SECONDS", help="A client that has not sent a whole request (headers and body) within "
+        "this time gets 408 and is disconnected.", min=0.1, max=3600)] = 10.0,
 ) -> None:
     from ftctl.errors import FtctlError
 
@@ -70,7 +73,7 @@ def serve(
                       f"{', faults at ' + url + '/_sim/faults' if faults else ''}). Use it with "
                       f"TOGETHER_BASE_URL={url} and any TOGETHER_API_KEY. Ctrl-C to stop.")
     try:
-        stopped_by = server.run(app, sock)
+        stopped_by = server.run(app, sock, request_timeout=request_timeout, log=session.term.note)
     finally:
         sock.close()
         simulator.close()

@@ -24,7 +24,8 @@ KINDS: dict[str, tuple[str, ...]] = {
     # ftctl.models.Event
     "event": (
         "object", "created_at", "message", "type", "level", "step", "total_steps", "checkpoint_path",
-        "model_path", "early_stopping_best_step", "early_stopping_best_metric_value"),
+        "model_path", "param_count", "token_count", "wandb_url", "training_offset", "hash",
+        "early_stopping_best_step", "early_stopping_best_metric_value"),
     # ftctl.models.Checkpoint
     "checkpoint": ("step", "path", "created_at", "checkpoint_type", "checkpoint"),
     # `metrics ID --json` (ftctl.jobs.metrics_json)

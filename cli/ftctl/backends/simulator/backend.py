@@ -30,6 +30,8 @@ MAX_BATCH = 8  # what "max" resolves to on the simulated hardware
 LIMITS = {"n_epochs": 1000, "n_evals": 100_000, "n_checkpoints": 100}
 _DEFAULT_LORA = {"type": "Lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0,
                  "lora_trainable_modules": "all-linear"}
+# The schedule the simulator runs when none is asked for (``timeline._learning_rate``'s defaults).
+_SCHEDULER_ARGS = {"cosine": {"min_lr_ratio": 0.0, "num_cycles": 0.5}, "linear": {"min_lr_ratio": 0.0}}
 
 
 class Conflict(ApiError):
@@ -140,6 +142,31 @@ class Simulator:
         return record
 
 
+# The job echoes its settings as the full objects the API documents (Together's OpenAPI spec,
+# tests/fixtures/openapi/): the defaults the run used filled in, never null or a partial object.
+
+
+def _scheduler(body: Wire) -> Wire:
+    given = body.get("lr_scheduler") or {}
+    kind = given.get("lr_scheduler_type") or "cosine"
+    return {"lr_scheduler_type": kind,
+            "lr_scheduler_args": {**_SCHEDULER_ARGS[kind], **(given.get("lr_scheduler_args") or {})}}
+
+
+def _training_method(body: Wire) -> Wire:
+    given = body.get("training_method") or {}
+    if given.get("method") == "dpo":
+        return dict(given)
+    return {"method": "sft", "train_on_inputs": "auto", **given}
+
+
+def _training_type(body: Wire) -> Wire:
+    given = body.get("training_type") or {}
+    if str(given.get("type", "lora")).lower() == "full":
+        return {**given, "type": "Full"}
+    return {**_DEFAULT_LORA, **given, "type": "Lora"}
+
+
 def _time(text: str) -> float:
     try:
         return timeline.from_iso(text)
@@ -206,11 +233,10 @@ class _View:
         job.update({
             "n_epochs": n_epochs, "n_evals": n_evals, "n_checkpoints": body.get("n_checkpoints") or 1,
             "batch_size": MAX_BATCH if body.get("batch_size", "max") == "max" else body["batch_size"],
-            "learning_rate": body.get("learning_rate", 1e-5), "lr_scheduler": body.get("lr_scheduler"),
+            "learning_rate": body.get("learning_rate", 1e-5), "lr_scheduler": _scheduler(body),
             "warmup_ratio": body.get("warmup_ratio", 0.0), "max_grad_norm": body.get("max_grad_norm", 1.0),
             "weight_decay": body.get("weight_decay", 0.0),
-            "training_method": body.get("training_method") or {"method": "sft", "train_on_inputs": "auto"},
-            "training_type": body.get("training_type") or dict(_DEFAULT_LORA),
+            "training_method": _training_method(body), "training_type": _training_type(body),
             "random_seed": r.seed,
             "total_steps": total,
             "steps_completed": steps,

@@ -20,12 +20,17 @@ and ``method`` narrow which ones. Faults are consumed in the order they were add
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 KINDS = ("status", "slow", "malformed", "truncated", "html", "empty", "dropped")
 MAX_DELAY = 300.0
 _DEFAULT_STATUS = {"status": 500, "html": 502}
+# A fault chooses what a client receives, never how HTTP frames it: its header values are one line
+# of printable ASCII, and its statuses are ones that may carry the body it sends.
+_HEADER_VALUE = re.compile(r"[!-~](?:[ -~]{0,98}[!-~])?")
+_BODILESS = {204, 205, 304}
 
 
 class FaultSpecError(ValueError):
@@ -71,6 +76,9 @@ def parse(spec: Any) -> Fault:
     status = spec.get("status")
     if status is not None and (isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599):
         raise FaultSpecError(f"fault status must be an HTTP status 100..599 (got {status!r})")
+    if status is not None and (status < 200 or status in _BODILESS):
+        raise FaultSpecError(f"fault status must be one that carries a body: 200..599 but not 204, 205 "
+                             f"or 304 (got {status})")
     if kind == "status" and status is not None and status < 400:
         raise FaultSpecError(f"a status fault needs an error status >= 400 (got {status})")
     delay = spec.get("delay", 0.0)
@@ -85,6 +93,10 @@ def parse(spec: Any) -> Fault:
         if isinstance(value, bool) or (value is not None and not isinstance(value, (str, int, float))):
             raise FaultSpecError(f"fault {key} must be a string (got {value!r})")
         text[key] = None if value is None else str(value)
+    for key in ("retry_after", "retry_after_ms"):
+        if text[key] is not None and not _HEADER_VALUE.fullmatch(text[key]):
+            raise FaultSpecError(f"fault {key} becomes a header: one line of at most 100 printable ASCII "
+                                 f"characters (got {text[key]!r})")
     if text["method"] is not None:
         text["method"] = text["method"].upper()
     return Fault(kind=kind, count=count, status=status, delay=float(delay), **text)

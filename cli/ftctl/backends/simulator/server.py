@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from ftctl.wire import MetricsQuery
 from ftctl.errors import ApiError, FtctlError, InvalidInput, NotFound
+from ftctl.request_checks import check_estimate_body, check_id
 from ftctl.wire import dumps
 from ftctl.backends.simulator import scenarios, timeline
 from ftctl.backends.simulator.faults import Fault, Faults, FaultSpecError
@@ -41,6 +42,12 @@ SCENARIO_HEADER = "x-ftctl-sim-scenario"
 FAULTS_PATH = "/_sim/faults"
 GRACEFUL_SHUTDOWN = 3.0  # seconds in-flight requests (e.g. a slow fault) get on Ctrl-C / SIGTERM
 USER_LIMIT_USD = 1000.0
+# Hostile or broken clients: a body is read as it arrives and refused past MAX_BODY (never buffered
+# whole); a client gets REQUEST_TIMEOUT seconds to send a whole request (headers and body), else
+# it is answered 408 and dropped; past MAX_CONNECTIONS open at once, a new one gets 503 and is closed.
+MAX_BODY = 16 * 1024 * 1024
+REQUEST_TIMEOUT = 10.0
+MAX_CONNECTIONS = 500
 # ``GET /v3/whoami``: the vendor's CLI asks who the key belongs to before any command.
 IDENTITY = {"type": "project_api_key", "api_key": {"id": "sim-key"},
             "organization": {"id": "sim-org", "name": "ftctl simulator"},
@@ -64,7 +71,19 @@ def error_response(status: int, message: str, *, type_: str = "invalid_request_e
                          status, headers)
 
 
+class BodyTooLarge(FtctlError):
+    code = "request_too_large"
+
+
+def _too_large(what: str) -> Response:
+    # Connection: close, so the server stops reading a body it has refused.
+    return error_response(413, f"the request body {what}: at most {MAX_BODY} bytes ({MAX_BODY // 2**20} MiB)",
+                          code=BodyTooLarge.code, headers={"Connection": "close"})
+
+
 def _for_error(exc: FtctlError) -> Response:
+    if isinstance(exc, BodyTooLarge):
+        return _too_large(exc.message)
     if isinstance(exc, NotFound):
         return error_response(404, exc.message, code=exc.code)
     if isinstance(exc, InvalidInput) or exc.code == "conflict":
@@ -79,12 +98,21 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
                scenario: Scenario | None = None, debug: bool = False) -> Any:
     """The ASGI app: the routes, wrapped in the bearer-token check, the faults and the access log."""
 
+    # A message naming the server's own files (a damaged or unwritable store) is for its log only.
+    private = str(simulator.store.path.parent)
+
     def endpoint(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             try:
                 return await handler(request)
             except FtctlError as exc:
+                if private in exc.message:
+                    log(f"store error: {exc.message}")
+                    return error_response(500, "the simulator's store failed; the server's log says why",
+                                          type_="server_error", code="store_error")
                 return _for_error(exc)
+            except ClientDisconnect:  # gone mid-body (or dropped by the request deadline): no one to answer
+                return Response(status_code=400)
             except FaultSpecError as exc:
                 return error_response(400, str(exc), code="bad_fault")
             except Exception as exc:  # a bug: one line on the server's stderr, an envelope to the client
@@ -129,6 +157,7 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
         name = request.query_params.get("model_name")
         if not name:
             raise InvalidInput("model_name is required (GET /v1/fine-tunes/models/limits?model_name=...)")
+        check_id("model_name", name)
         return json_response(limits(name))
 
     async def estimate_price(request: Request) -> Response:
@@ -168,8 +197,13 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
 
     async def not_routed(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
-        what = "method not allowed for" if status == 405 else "no such endpoint:"
-        return error_response(status, f"{what} {request.method} {request.url.path}")
+        if status != 405:
+            return error_response(status, f"no such endpoint: {request.method} {request.url.path}")
+        # Each method of a path is its own route: Starlette's Allow names only the first one's.
+        allowed = sorted({m for r in routes if r.matches(request.scope)[0] is not Match.NONE
+                          for m in (r.methods or ())})
+        return error_response(405, f"method not allowed for {request.method} {request.url.path} "
+                                   f"(allowed: {', '.join(allowed)})", headers={"Allow": ", ".join(allowed)})
 
     app = Starlette(routes=routes, exception_handlers={404: not_routed, 405: not_routed})
     return Front(app, log=log, faults=faults)
@@ -195,11 +229,8 @@ def limits(model_name: str) -> dict[str, Any]:
 
 def estimate(body: dict[str, Any]) -> dict[str, Any]:
     """``POST /v1/fine-tunes/estimate-price``, priced like the simulator bills (per step)."""
-    if not body.get("training_file"):
-        raise InvalidInput("training_file is required to estimate a price")
+    check_estimate_body(body)
     n_epochs = body.get("n_epochs") or 1
-    if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 1:
-        raise InvalidInput(f"n_epochs must be a whole number >= 1 (got {n_epochs!r})")
     steps = n_epochs * scenarios.DEFAULT_STEPS_PER_EPOCH
     price = steps * timeline.PRICE_PER_STEP / 1e9
     return {"estimation_available": True, "allowed_to_proceed": price <= USER_LIMIT_USD,
@@ -209,7 +240,13 @@ def estimate(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _json_body(request: Request, *, allow_list: bool = False) -> Any:
-    raw = await request.body()
+    chunks, size = [], 0
+    async for chunk in request.stream():  # counted as it arrives: a huge body is refused, not buffered
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise BodyTooLarge(f"of {request.method} {request.url.path} is too large")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         data = json.loads(raw) if raw.strip() else {}
     except (ValueError, RecursionError):
@@ -281,6 +318,11 @@ class Front:
                     401, "missing or malformed Authorization header: send 'Authorization: Bearer <token>' "
                          "(the simulator accepts any non-empty token)",
                     type_="authentication_error", code="invalid_api_key")(scope, receive, tracked)
+                return
+            declared = headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_BODY:
+                await _too_large(f"of {method} {path} is too large (Content-Length {declared})")(
+                    scope, receive, tracked)
                 return
             if self.faults is not None and path.startswith("/v1/"):
                 fault = self.faults.take(method, path)
@@ -382,7 +424,90 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def run(app: Any, sock: socket.socket) -> int:
+def _raw_error(status: int, reason: str, message: str, type_: str, code: str) -> bytes:
+    """A whole error answer as bytes, for the connection layer (where no request may exist yet)."""
+    body = dumps({"error": {"message": message, "type": type_, "param": None, "code": code}}).encode()
+    return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}"
+            f"\r\nconnection: close\r\n\r\n").encode() + body
+
+
+def guarded_protocol(*, request_timeout: float, log: Log) -> type:
+    """uvicorn's h11 protocol with what it lacks against slow or hostile clients: a deadline for the
+    whole request (uvicorn only times out idle keep-alive connections, so a client sending half a
+    request would hold its connection forever), a cap on open connections, and the API's error
+    envelope instead of a plain-text 400 for bytes that are not HTTP."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    finished = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR)
+
+    class Guarded(H11Protocol):
+        deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > MAX_CONNECTIONS:
+                self._answer_and_close(_raw_error(
+                    503, "Service Unavailable", f"the simulator has {MAX_CONNECTIONS} connections open; "
+                    "retry later", "server_error", "too_many_connections"))
+                return
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.conn.their_state in finished:  # the whole request is in: the app may take its time
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            if not self.transport.is_closing():
+                self._arm()  # the next request on this connection gets the same deadline
+            super().on_response_complete()
+
+        def send_400_response(self, msg: str) -> None:
+            self._answer_and_close(_raw_error(400, "Bad Request", "the request is not valid HTTP/1.1",
+                                              "invalid_request_error", "bad_request"))
+
+        def _arm(self) -> None:
+            self._disarm()
+            self.deadline = self.loop.call_later(request_timeout, self._expired)
+
+        def _disarm(self) -> None:
+            if self.deadline is not None:
+                self.deadline.cancel()
+                self.deadline = None
+
+        def _expired(self) -> None:
+            self.deadline = None
+            if self.transport.is_closing():
+                return
+            begun = self.conn.their_state is not h11.IDLE or bool(self.conn.trailing_data[0])
+            if not begun:  # an idle keep-alive connection: just close it
+                self.transport.close()
+                return
+            client = self.client[0] if self.client else "-"
+            log(f"{client} dropped: the request was not complete within {request_timeout:g} s")
+            answered = self.cycle is not None and self.cycle.response_started
+            self._answer_and_close(None if answered else _raw_error(
+                408, "Request Timeout", f"the request was not complete within {request_timeout:g} s",
+                "invalid_request_error", "request_timeout"))
+
+        def _answer_and_close(self, data: bytes | None) -> None:
+            self._disarm()
+            if data is not None:
+                self.transport.write(data)
+            if self.cycle is not None:
+                self.cycle.keep_alive = False
+            self.transport.close()
+
+    return Guarded
+
+
+def run(app: Any, sock: socket.socket, *, request_timeout: float = REQUEST_TIMEOUT,
+        log: Log = lambda line: None) -> int:
     """Serve until Ctrl-C or SIGTERM; finish in-flight requests; return the signal that stopped it."""
     import uvicorn
 
@@ -399,7 +524,9 @@ def run(app: Any, sock: socket.socket) -> int:
                 self.should_exit = True
 
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN, server_header=False)
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN, server_header=False,
+                            http=guarded_protocol(request_timeout=request_timeout, log=log),
+                            timeout_keep_alive=min(5.0, request_timeout))
     server = Server(config)
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])

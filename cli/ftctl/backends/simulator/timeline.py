@@ -11,7 +11,9 @@ the number of evaluations, never with the number of steps.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import math
+import re
 import random
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -169,9 +171,39 @@ def from_iso(text: str) -> float:
 # --- the job's pieces at time t -----------------------------------------------------------------
 
 
-def _event(t: float, kind: str, message: str, level: str = "info", **fields: Any) -> dict[str, Any]:
-    return {"object": "fine-tune-event", "created_at": iso(t), "type": kind, "level": level,
-            "message": message, **fields}
+def param_count(model: str) -> int:
+    """The base model's size as its name states it ("...-9B" -> 9e9): the simulator has no weights
+    to count; 0 when the name does not say."""
+    match = _SIZE.search(model.rsplit("/", 1)[-1])
+    if match is None:
+        return 0
+    return int(float(match.group(1)) * (1e9 if match.group(2) in "Bb" else 1e6))
+
+
+_SIZE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)([BbMm])(?![A-Za-z])")
+
+
+def _artifact_hash(seed: int, step: int, kind: str = "checkpoint") -> str:
+    """A digest standing for the saved weights' (the simulator saves none): a function of what
+    would determine them, the run's seed and step, so the same run saves the same hash."""
+    return hashlib.sha256(f"{kind}:{seed}:{step}".encode()).hexdigest()[:32]
+
+
+class _Events:
+    """Makes one job's events. Every event carries every field the API's event object requires
+    (Together's OpenAPI ``FineTuneEvent``; tests/fixtures/openapi/) with the value true at that
+    event: the step reached, the tokens trained by then, the path and digest of what was saved;
+    "" or 0 where the event has none, as the API writes them."""
+
+    def __init__(self, plan: Plan, model: str) -> None:
+        self.base = {"param_count": param_count(model), "total_steps": plan.total_steps, "wandb_url": "",
+                     "checkpoint_path": "", "model_path": "", "training_offset": 0, "hash": ""}
+
+    def __call__(self, t: float, kind: str, message: str, step: int, level: str = "info",
+                 **fields: Any) -> dict[str, Any]:
+        return {"object": "fine-tune-event", "created_at": iso(t), "type": kind, "level": level,
+                "message": message, **self.base, "step": step, "token_count": step * TOKENS_PER_STEP,
+                **fields}
 
 
 def events(plan: Plan, phases: Phases, t: float, *, model: str, job_id: str) -> list[dict[str, Any]]:
@@ -187,28 +219,27 @@ def events(plan: Plan, phases: Phases, t: float, *, model: str, job_id: str) -> 
 def _all_events(plan: Plan, phases: Phases, *, model: str, job_id: str) -> Iterator[tuple[float, dict]]:
     p = phases
     stop = p.stopped_at()
+    event = _Events(plan, model)
     timed: list[tuple[float, dict]] = [
-        (p.created, _event(p.created, "job_pending", "Fine-tune request created")),
-        (p.running, _event(p.running, "job_start", "Job started")),
-        (p.running, _event(p.running, "model_downloading", f"Downloading model {model}")),
-        (p.train_start, _event(p.train_start, "model_download_complete", "Model downloaded")),
-        (p.train_start, _event(p.train_start, "training_start", "Training started",
-                               total_steps=plan.total_steps)),
+        (p.created, event(p.created, "job_pending", "Fine-tune request created", 0)),
+        (p.running, event(p.running, "job_start", "Job started", 0)),
+        (p.running, event(p.running, "model_downloading", f"Downloading model {model}", 0)),
+        (p.train_start, event(p.train_start, "model_download_complete", "Model downloaded", 0)),
+        (p.train_start, event(p.train_start, "training_start", "Training started", 0)),
     ]
     yield from (x for x in timed if x[0] <= stop)
-    for when, event in _training_events(plan, p, job_id=job_id):
+    for when, item in _training_events(plan, p, event, job_id=job_id):
         if when > stop:
             break
-        yield when, event
+        yield when, item
     if p.cancelled:
         steps = p.steps_at(stop)
-        yield stop, _event(stop, "cancel_requested", "Cancellation requested")
+        yield stop, event(stop, "cancel_requested", "Cancellation requested", steps)
         end = stop + CANCEL * p.step_seconds
-        yield end, _event(end, "job_stopped", f"Job cancelled at step {steps} of {plan.total_steps}",
-                          step=steps, total_steps=plan.total_steps)
+        yield end, event(end, "job_stopped", f"Job cancelled at step {steps} of {plan.total_steps}", steps)
 
 
-def _training_events(plan: Plan, p: Phases, *, job_id: str) -> Iterator[tuple[float, dict]]:
+def _training_events(plan: Plan, p: Phases, event: _Events, *, job_id: str) -> Iterator[tuple[float, dict]]:
     trail = plan.trail
     improved_at = {plan.eval_steps[s.evals - 1] for s in trail if s.improved}
     run = p.run_steps
@@ -216,17 +247,20 @@ def _training_events(plan: Plan, p: Phases, *, job_id: str) -> Iterator[tuple[fl
     saves = improved_at | set(plan.checkpoint_every)
     start, per_step = p.train_start, p.step_seconds
     folder = f"s3://ftctl-sim/{job_id}/checkpoints/step-"
+    base = event.base
     for step in sorted(saves.union(epoch_steps)):  # one pass over the steps where something happens
         if step > run:
             break
         when = start + step * per_step
         if step in epoch_steps:
             e = epoch_steps[step]
-            yield when, _event(when, "epoch_complete", f"Epoch {e}/{plan.n_epochs} completed", step=step)
+            yield when, event(when, "epoch_complete", f"Epoch {e}/{plan.n_epochs} completed", step)
         if step in saves:  # the commonest event by far (a save at every new best): built inline
+            path = f"{folder}{step}"
             yield when, {"object": "fine-tune-event", "created_at": iso(when), "type": "checkpoint_save",
-                         "level": "info", "message": f"Checkpoint saved at step {step}", "step": step,
-                         "checkpoint_path": f"{folder}{step}"}
+                         "level": "info", "message": f"Checkpoint saved at step {step}", **base, "step": step,
+                         "token_count": step * TOKENS_PER_STEP, "checkpoint_path": path,
+                         "hash": _artifact_hash(plan.seed, step)}
     end = p.train_end
     final = trail[-1] if trail else None
     if final is not None and final.stopped:
@@ -237,22 +271,22 @@ def _training_events(plan: Plan, p: Phases, *, job_id: str) -> Iterator[tuple[fl
                    f"(patience {plan.settings.patience})")
         else:
             why = "eval_loss was not a finite number"
-        yield end, _event(end, "early_stopped", f"Training stopped early at step {halt}: {why}",
-                          step=halt, total_steps=plan.total_steps,
-                          early_stopping_best_step=out.best_step,
-                          early_stopping_best_metric_value=out.best_metric)
+        yield end, event(end, "early_stopped", f"Training stopped early at step {halt}: {why}", halt,
+                         early_stopping_best_step=out.best_step,
+                         early_stopping_best_metric_value=out.best_metric)
         if out.steps_refunded:
-            yield end, _event(end, "refund", f"Refunded {out.steps_refunded} unused steps of "
-                              f"{plan.total_steps}", step=halt, total_steps=plan.total_steps)
+            yield end, event(end, "refund", f"Refunded {out.steps_refunded} unused steps of "
+                             f"{plan.total_steps}", halt)
     if p.ends == "error":
-        yield end, _event(end, "job_error", f"Training failed at step {run}: the worker ran out of "
-                          "memory (simulated)", level="error", step=run)
+        yield end, event(end, "job_error", f"Training failed at step {run}: the worker ran out of "
+                         "memory (simulated)", run, level="error")
         return
-    yield end, _event(end, "training_complete", f"Training completed at step {run}", step=run)
-    yield end, _event(end, "model_uploading", "Uploading model")
+    yield end, event(end, "training_complete", f"Training completed at step {run}", run)
+    yield end, event(end, "model_uploading", "Uploading model", run)
     path = f"s3://ftctl-sim/{job_id}/final"
-    yield p.done, _event(p.done, "model_upload_complete", f"Model uploaded to {path}", model_path=path)
-    yield p.done, _event(p.done, "job_complete", "Job finished")
+    yield p.done, event(p.done, "model_upload_complete", f"Model uploaded to {path}", run, model_path=path,
+                        hash=_artifact_hash(plan.seed, run, "final"))
+    yield p.done, event(p.done, "job_complete", "Job finished", run)
 
 
 def evals_by(steps: int, total_steps: int, n_evals: int) -> int:
