@@ -162,3 +162,8 @@ def test_a_pending_job_tells_on_from_off(ftctl):
     off_lines = tty(ftctl, "retrieve", off, width=120)
     assert any(line.startswith("early stop") and "on (" in line and "not fired (yet)" in line for line in on_lines)
     assert any(re.fullmatch(r"early stop\s+off\s*", line) for line in off_lines)
+
+
+def test_the_reason_is_said_once_on_a_terminal(ftctl, failed):
+    out = ftctl("metrics", failed, env={"FTCTL_FORCE_TTY": "120", "NO_COLOR": "1"}).stdout
+    assert out.count(REASON) == 1  # in the job view, not again in the explanation under it

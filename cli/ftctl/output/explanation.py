@@ -67,8 +67,9 @@ def _last_step(a: Analysis) -> int | None:
     return a.evaluations[-1].step if a.evaluations else None
 
 
-def explain(a: Analysis, *, unicode: bool = True) -> list[Line]:
-    """The whole explanation: the outcome, the settings it was read with, and the cross-check."""
+def explain(a: Analysis, *, unicode: bool = True, failure: bool = True) -> list[Line]:
+    """The whole explanation: why the job failed (unless ``failure`` is off: the job view above
+    says it), the outcome, the settings it was read with, and the cross-check."""
     if a.enabled is False:
         lines = _not_enabled(a)
     else:
@@ -88,7 +89,7 @@ def explain(a: Analysis, *, unicode: bool = True) -> list[Line]:
                                      "server's early_stopped, best step and best eval_loss.", "ok"))
             else:
                 lines.append(Line(0, disagreement(a), "warning"))
-    failed = _failed(a)
+    failed = _failed(a) if failure else None
     if failed:
         lines.insert(0, failed)
     missing = [e.step for e in a.evaluations if e.missing]
