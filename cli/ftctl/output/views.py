@@ -55,10 +55,14 @@ def early_stopping_line(job: dict[str, Any], sent: dict[str, Any] | None = None)
         if isinstance(total, int) and isinstance(done, int):
             head += f" · {total - done} of {total} steps refunded"
         return head
-    enabled = None if sent is None or "early_stopping_enabled" not in sent else bool(sent["early_stopping_enabled"])
+    from ftctl.analysis import early_stopping_on
+
+    enabled = early_stopping_on(job, sent)
+    if enabled is None:
+        return None  # created elsewhere and nothing tracked yet: ftctl cannot tell on from off
     if enabled is False:
         return "off"
-    parts = [f"on ({settings_text(sent)})"] if enabled else []
+    parts = [f"on ({settings_text(sent)})" if sent and "early_stopping_enabled" in sent else "on"]
     if not ended:
         parts.append("not fired (yet)")
     elif status == "completed":
@@ -68,8 +72,6 @@ def early_stopping_line(job: dict[str, Any], sent: dict[str, Any] | None = None)
         parts.append(f"did not fire before the job ended {status}")
     if best_step is not None:
         parts.append(f"best eval_loss{'' if ended else ' so far'} {fmt_loss(best, 'table')} at step {best_step}")
-    if enabled is None and best_step is None:
-        return None  # created elsewhere and nothing tracked: ftctl cannot tell on from off
     return " · ".join(parts)
 
 
