@@ -331,7 +331,7 @@ def test_fields_complete_after_the_last_comma_for_the_commands_json(tab):
                                                                 "id,steps_completed"]
     assert ("step", "checkpoint field") in tab("ftctl checkpoints ft-x --fields ")
     offered = [v for v, _ in tab("ftctl metrics ft-x --fields ")]
-    assert offered == ["job_id", "evaluations", "early_stopping", "missing_eval_loss_steps", "metrics"]
+    assert offered == ["job_id", "evaluations", "early_stopping", "missing_eval_loss_steps", "failure", "metrics"]
     assert "id" not in [v.split(",")[-1] for v, _ in tab("ftctl retrieve ft-x --fields id,")]
 
 

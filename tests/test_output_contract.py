@@ -297,11 +297,8 @@ def test_terminal_tables_fold_rather_than_cut_and_show_api_text_as_is(ftctl, wid
     result = ftctl("list", env={"FTCTL_FORCE_TTY": str(width), "NO_COLOR": "1"})
     lines = result.stdout.splitlines()
     assert "…" not in result.stdout and ANSI not in result.stdout
-    header = next(i for i, line in enumerate(lines) if line.startswith("ID "))
-    start = lines[header].index("STATUS")
-    first_column = "".join(line[:start].strip() for line in lines[header + 1:])
-    assert first_column == job_id
-    if width == 200:
+    assert any(job_id in line for line in lines)  # whole, on one line (tests/test_first_hour.py: all widths)
+    if width != 80:  # at 80 the MODEL column is the first dropped; at 50 each job is a block
         assert model in result.stdout
 
 

@@ -17,7 +17,7 @@ from ftctl import early_stopping as es
 from ftctl.environment import Clock
 from ftctl.analysis import EVAL_KEY, STEP_KEY, early_stopping_on, eval_points
 from ftctl.errors import ApiError, JobFailed, WaitTimeout
-from ftctl.wire import FAILED_STATUSES, TERMINAL_STATUSES, MetricsQuery
+from ftctl.wire import FAILED_STATUSES, TERMINAL_STATUSES, MetricsQuery, failure_reason
 
 if TYPE_CHECKING:
     from ftctl.analysis import Analysis
@@ -158,15 +158,8 @@ def check_outcome(job: dict[str, Any]) -> None:
     """Raise ``JobFailed`` (exit 5) when the job ended unsuccessfully."""
     status = job.get("status")
     if status in FAILED_STATUSES:
-        reason = _failure_message(job)
+        reason = failure_reason(job)
         raise JobFailed(f"job {job.get('id')} ended {status}" + (f": {reason}" if reason else ""))
-
-
-def _failure_message(job: dict[str, Any]) -> str | None:
-    for event in reversed(job.get("events") or []):
-        if isinstance(event, dict) and str(event.get("level") or "").lower() == "error" and event.get("message"):
-            return str(event["message"])
-    return None
 
 
 # --- durations: `--timeout 5m`, `--interval 0.5` -------------------------------------------------

@@ -97,9 +97,21 @@ class Service:
         return result
 
     def retrieve(self, job_id: str) -> Wire:
-        job = self.backend.retrieve(check_job_id(job_id))
+        job = self._with_reason(self.backend.retrieve(check_job_id(job_id)))
         self._remember([job])
         return job
+
+    def _with_reason(self, job: Wire) -> Wire:
+        """A failed job with its events: only they say why it failed (``wire.failure_reason``)."""
+        from ftctl.wire import FAILED_STATUSES
+
+        if job.get("status") in FAILED_STATUSES and not job.get("events") and job.get("id"):
+            job = self.backend.retrieve(job["id"])
+        return job
+
+    def sent(self, job_id: str) -> dict[str, Any] | None:
+        """The create body ftctl sent for ``job_id`` (its early-stopping settings), if it created it."""
+        return self._sent(job_id)
 
     def list(self, *, limit: int | None = None) -> list[Wire]:
         jobs = self.backend.list()
@@ -131,6 +143,7 @@ class Service:
         backend = self.backend
         if job is None:
             job = backend.retrieve(check_job_id(job_id), events=False)
+        job = self._with_reason(job)
         rows = backend.metrics(job_id, query or MetricsQuery())
         return Run(job.get("id", job_id), job, rows, analyse(job, rows, sent=self._sent(job_id)))
 
@@ -172,10 +185,14 @@ class Service:
 
 
 def metrics_json(job_id: str | None, analysis: Analysis) -> dict[str, Any]:
-    """``metrics --json``: ``{"job_id", "evaluations", "early_stopping"}`` (docs/contract.md)."""
+    """``metrics --json``: ``{"job_id", "evaluations", "early_stopping", "missing_eval_loss_steps",
+    "failure"}`` (docs/contract.md; ``failure``: README, "JSON output")."""
+    from ftctl.wire import failure
+
     return {
         "job_id": job_id,
         "evaluations": [{"eval": e.eval, "step": e.step, "eval_loss": e.eval_loss} for e in analysis.evaluations],
         "early_stopping": analysis.early_stopping(),
         "missing_eval_loss_steps": [e.step for e in analysis.evaluations if e.missing],
+        "failure": failure(analysis.job),
     }

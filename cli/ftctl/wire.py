@@ -45,6 +45,25 @@ TERMINAL_STATUSES = frozenset({"completed", "error", "user_error", "cancelled"})
 FAILED_STATUSES = frozenset({"error", "user_error", "cancelled"})
 
 
+def failure_reason(job: dict[str, Any]) -> str | None:
+    """Why a job failed: the message of its last error-level event (the API has no other field for
+    it). None when the job did not fail, or its events (``retrieve`` without them) do not say."""
+    if job.get("status") not in FAILED_STATUSES:
+        return None
+    for event in reversed(job.get("events") or []):
+        if isinstance(event, dict) and str(event.get("level") or "").lower() == "error" and event.get("message"):
+            return str(event["message"])
+    return None
+
+
+def failure(job: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``{"status", "reason"}`` of a job that ended unsuccessfully, else None: the ``failure`` field
+    of ftctl's own ``explain --json`` and ``metrics --json`` objects (README, "JSON output")."""
+    if not job or job.get("status") not in FAILED_STATUSES:
+        return None
+    return {"status": job["status"], "reason": failure_reason(job)}
+
+
 @dataclass(frozen=True)
 class MetricsQuery:
     """``GET /v1/fine-tunes/{id}/metrics`` filters; all optional."""

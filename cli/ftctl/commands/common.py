@@ -193,14 +193,15 @@ def command(app: typer.Typer, name: str | None = None, *, output: str | tuple[st
     return register
 
 
-def job_view(job: dict[str, Any]) -> Shown:
-    """A job: the API's object under --json, else its summary."""
+def job_view(job: dict[str, Any], sent: dict[str, Any] | None = None) -> Shown:
+    """A job: the API's object under --json, else its summary (with the early-stopping settings
+    ftctl ``sent`` at create, when it created the job)."""
     from ftctl.output.render import Shown
 
     def human(term: Terminal) -> None:
         from ftctl.output import views
 
-        views.job(term, job)
+        views.job(term, job, sent)
 
     return Shown(job, human)
 

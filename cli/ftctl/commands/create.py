@@ -156,7 +156,11 @@ def create(
         if not session.json:  # under --json, the one object printed is the job at its end
             session.term.note(f"Created {job['id']}; waiting for it to end (Ctrl-C stops waiting, not the job).")
     else:
-        session.render(job_view(job))
+        session.render(job_view(job, result.body))
+        if not session.json and not session.term.is_tty:  # on a terminal, the view's "early stop" row says it
+            from ftctl.output.views import early_stopping_line
+
+            session.term.note(f"Early stopping: {early_stopping_line(job, result.body)}")
         if not session.json:
             session.term.note(f"Follow it with: ftctl wait {job['id']}   (then: ftctl metrics {job['id']})")
     if wait:

@@ -50,7 +50,10 @@ def explain(
     run = session.service.load_run(job_id, from_file)
     analysis = run.analysis
     what_ifs = [analysis.what_if(s) for s in _settings(candidates, analysis)] if candidates else []
-    data: dict[str, Any] = {"job_id": run.job_id, "early_stopping": analysis.early_stopping()}
+    from ftctl.wire import failure
+
+    data: dict[str, Any] = {"job_id": run.job_id, "early_stopping": analysis.early_stopping(),
+                            "failure": failure(analysis.job)}
     if candidates:
         data["what_if"] = [w.to_json() for w in what_ifs]
 

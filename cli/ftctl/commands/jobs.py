@@ -24,7 +24,8 @@ def retrieve(session: Session, job_id: JOB_ID, wait: WAIT = False, timeout: TIME
     if check_wait_options(wait, timeout, interval):
         wait_for(session, job_id, timeout=timeout, interval=interval)
         return None
-    return job_view(session.service.retrieve(job_id))
+    service = session.service
+    return job_view(service.retrieve(job_id), service.sent(job_id))
 
 
 def list_(session: Session,
@@ -46,4 +47,5 @@ def cancel(session: Session, job_id: JOB_ID, yes: YES = False) -> Shown | None:
                              err=True):
             session.term.note("Not cancelled; the job keeps running.")
             return None
-    return job_view(session.service.cancel(job_id))
+    service = session.service
+    return job_view(service.cancel(job_id), service.sent(job_id))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ftctl import early_stopping as es
 from ftctl.output.numbers import fmt_loss
+from ftctl.wire import FAILED_STATUSES, failure_reason
 
 if TYPE_CHECKING:
     from ftctl.analysis import Analysis, Verdict, WhatIf
@@ -66,8 +67,9 @@ def _last_step(a: Analysis) -> int | None:
     return a.evaluations[-1].step if a.evaluations else None
 
 
-def explain(a: Analysis, *, unicode: bool = True) -> list[Line]:
-    """The whole explanation: the outcome, the settings it was read with, and the cross-check."""
+def explain(a: Analysis, *, unicode: bool = True, failure: bool = True) -> list[Line]:
+    """The whole explanation: why the job failed (unless ``failure`` is off: the job view above
+    says it), the outcome, the settings it was read with, and the cross-check."""
     if a.enabled is False:
         lines = _not_enabled(a)
     else:
@@ -87,12 +89,27 @@ def explain(a: Analysis, *, unicode: bool = True) -> list[Line]:
                                      "server's early_stopped, best step and best eval_loss.", "ok"))
             else:
                 lines.append(Line(0, disagreement(a), "warning"))
+    failed = _failed(a) if failure else None
+    if failed:
+        lines.insert(0, failed)
     missing = [e.step for e in a.evaluations if e.missing]
     if missing:
         shown = ", ".join(map(str, missing[:5])) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         lines.append(Line(0, f"The metrics history has no usable eval_loss at step {shown}; ftctl reads a missing "
                              "value as not finite (the vendor does not say)."))
     return lines
+
+
+def _failed(a: Analysis) -> Line | None:
+    """A job that ended unsuccessfully says so first, and why (its error event's message)."""
+    status = a.job.get("status")
+    if status not in FAILED_STATUSES:
+        return None
+    reason = failure_reason(a.job)
+    if reason:
+        return Line(0, f"The job ended {status}: {reason}")
+    return Line(0, f"The job ended {status}" + ("." if status == "cancelled" else
+                                               " (its event log does not say why: ftctl events ID)."))
 
 
 def disagreement(a: Analysis) -> str:
@@ -246,6 +263,8 @@ def _not_enabled(a: Analysis) -> list[Line]:
     if a.job.get("status") in (None, "completed"):
         head = (f"Early stopping was not enabled for this job: all {n} evaluations ran and the final model is the "
                 f"checkpoint from the last step ({_last_step(a)}).")
+    elif a.ended:
+        head = f"Early stopping was not enabled for this job; {n}{_of(a)} evaluations ran before it ended."
     else:
         head = f"Early stopping was not enabled for this job ({n}{_of(a)} evaluations so far)."
     return [Line(0, head), Line(2, what_if_sentence(a.default_rule, default=True))]
@@ -263,6 +282,8 @@ def what_if_sentence(w: WhatIf, *, default: bool = False) -> str:
         why = " because eval_loss was not finite" if w.reason == es.NON_FINITE_EVAL_LOSS else ""
         return f"{who} would have stopped at step {w.halt_step} (evaluation {w.halt_eval}){why}, {promoted}" \
                f"{_against(w)}."
+    if not w.conclusive and w.history_end_step is None:
+        return f"{who} cannot be replayed: there is no eval_loss history yet."
     if not w.conclusive:
         return (f"{who} would not have stopped by step {w.history_end_step}, where the recorded history ends; it "
                 "would have run longer than the actual run, by how much the history cannot tell.")

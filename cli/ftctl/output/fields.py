@@ -29,9 +29,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     # ftctl.models.Checkpoint
     "checkpoint": ("step", "path", "created_at", "checkpoint_type", "checkpoint"),
     # `metrics ID --json` (ftctl.jobs.metrics_json)
-    "metrics": ("job_id", "evaluations", "early_stopping", "missing_eval_loss_steps"),
+    "metrics": ("job_id", "evaluations", "early_stopping", "missing_eval_loss_steps", "failure"),
     # `explain ID --json` (ftctl.commands.explain)
-    "explanation": ("job_id", "early_stopping", "what_if"),
+    "explanation": ("job_id", "early_stopping", "failure", "what_if"),
     # `metrics ID --raw`: the API's response envelope
     "metrics_response": ("metrics",),
     # `create --dry-run`: the request body (ftctl.create_request.build_body)

@@ -61,7 +61,8 @@ def show(term: Terminal, analysis: Analysis, *, job: dict[str, Any] | None = Non
     if table and analysis.evaluations:
         sections.append(lambda: views.evaluations(term, analysis if all_evaluations else _table_subset(term, analysis)))
     if explain:
-        sections.append(lambda: explanation.write(term, explanation.explain(analysis, unicode=unicode_ok(term))))
+        sections.append(lambda: explanation.write(term, explanation.explain(analysis, unicode=unicode_ok(term),
+                                                                        failure=job is None)))
     for n, section in enumerate(sections):
         if n:
             term.write("")  # one blank line between sections

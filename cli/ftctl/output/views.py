@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ftctl.output.numbers import fmt_loss
-from ftctl.wire import FAILED_STATUSES, TERMINAL_STATUSES
+from ftctl.wire import FAILED_STATUSES, TERMINAL_STATUSES, failure_reason
 from ftctl.output.terminal import Terminal
 
 if TYPE_CHECKING:
@@ -23,11 +23,30 @@ def _status_style(status: str) -> str:
     return STATUS_STYLE.get(status, "yellow" if status not in TERMINAL_STATUSES else "")
 
 
-def early_stopping_line(job: dict[str, Any]) -> str | None:
-    """One glance: best step and metric, halt step, refund (or the tracked best while running)."""
+# The plain (piped) view of a job prints these API fields, in this order, and nothing else: every
+# one can be asked for with --fields (tests/test_first_hour.py keeps them in fields.KINDS["job"]).
+PLAIN_JOB_KEYS = ("id", "status", "model", "model_output_name", "created_at", "updated_at", "total_steps",
+                  "steps_completed", "evals_completed", "epochs_completed", "n_epochs", "n_evals",
+                  "early_stopped", "early_stopping_best_step", "early_stopping_best_metric")
+
+
+def settings_text(sent: dict[str, Any]) -> str:
+    """The early-stopping settings of a create body; the server's default for those not sent."""
+    from ftctl.early_stopping import settings_from
+    from ftctl.output.explanation import settings_text as text
+
+    return text(settings_from(sent.get("early_stopping_patience"), sent.get("early_stopping_min_delta"),
+                              sent.get("early_stopping_warmup_evals")))
+
+
+def early_stopping_line(job: dict[str, Any], sent: dict[str, Any] | None = None) -> str | None:
+    """One glance: on or off (when ftctl sent the settings), then what happened: best step and
+    metric, halt step, refund; the tracked best while running ("so far" only then)."""
     stopped = job.get("early_stopped")
     best_step, best = job.get("early_stopping_best_step"), job.get("early_stopping_best_metric")
     total, done = job.get("total_steps"), job.get("steps_completed")
+    status = job.get("status")
+    ended = status in TERMINAL_STATUSES
     if stopped is True:
         if best is None:
             head = f"halted at step {done}: no finite eval_loss was recorded, so no best checkpoint"
@@ -36,24 +55,34 @@ def early_stopping_line(job: dict[str, Any]) -> str | None:
         if isinstance(total, int) and isinstance(done, int):
             head += f" · {total - done} of {total} steps refunded"
         return head
+    from ftctl.analysis import early_stopping_on
+
+    enabled = early_stopping_on(job, sent)
+    if enabled is None:
+        return None  # created elsewhere and nothing tracked yet: ftctl cannot tell on from off
+    if enabled is False:
+        return "off"
+    parts = [f"on ({settings_text(sent)})" if sent and "early_stopping_enabled" in sent else "on"]
+    if not ended:
+        parts.append("not fired (yet)")
+    elif status == "completed":
+        parts.append(f"did not fire: the final model is step {total}" + (", not the best" if best_step is not None
+                                                                          and best_step != total else ""))
+    else:
+        parts.append(f"did not fire before the job ended {status}")
     if best_step is not None:
-        ended = job.get("status") == "completed"
-        suffix = f" · not stopped early: the final model is step {total}, not the best" if ended else ""
-        return f"best eval_loss so far {fmt_loss(best, 'table')} at step {best_step}{suffix}"
-    return None
+        parts.append(f"best eval_loss{'' if ended else ' so far'} {fmt_loss(best, 'table')} at step {best_step}")
+    return " · ".join(parts)
 
 
-def job(term: Terminal, data: dict[str, Any]) -> None:
+def job(term: Terminal, data: dict[str, Any], sent: dict[str, Any] | None = None) -> None:
+    """A job at a glance; ``sent`` is the create body ftctl sent for it, when it created it."""
     if not term.is_tty:
-        keys = ("id", "status", "model", "model_output_name", "created_at", "updated_at", "total_steps",
-                "steps_completed", "evals_completed", "epochs_completed", "n_epochs", "n_evals",
-                "early_stopped", "early_stopping_best_step", "early_stopping_best_metric")
-        rows = [[k, fmt_loss(data[k], 'table') if k == "early_stopping_best_metric" else data[k]]
-                for k in keys if k in data]
-        if data.get("early_stopped") is True and isinstance(data.get("total_steps"), int) \
-                and isinstance(data.get("steps_completed"), int):
-            rows.append(["steps_refunded", data["total_steps"] - data["steps_completed"]])
-        term.rows(rows)
+        term.rows([[k, fmt_loss(data[k], 'table') if k == "early_stopping_best_metric" else data[k]]
+                   for k in PLAIN_JOB_KEYS if k in data])
+        reason = failure_reason(data)
+        if reason:  # not a field of the job: said on stderr, where a log keeps it
+            term.note(f"Job {data.get('id')} ended {data.get('status')}: {reason}")
         return
     from rich.table import Table
     from rich.text import Text
@@ -70,13 +99,14 @@ def job(term: Terminal, data: dict[str, Any]) -> None:
         model += f"  →  {data['model_output_name']}"
     grid.add_row("model", model)
     grid.add_row("progress", _progress(data))
-    line = early_stopping_line(data)
+    line = early_stopping_line(data, sent)
     if line:
         grid.add_row("early stop", line)
     if data.get("created_at"):
-        grid.add_row("created", str(data["created_at"]))
+        grid.add_row("created", Text(fmt_time(data["created_at"]), no_wrap=True))
     if status in FAILED_STATUSES:
-        grid.add_row("ended", Text(status, "red"))
+        reason = failure_reason(data)
+        grid.add_row("ended", Text.assemble((status, "red"), f": {reason}" if reason else ""))
     term.show(title)
     term.show(grid)
 
@@ -94,10 +124,90 @@ def _progress(data: dict[str, Any]) -> str:
     return text
 
 
-def _ids_fit(term: Terminal, ids: list[str]) -> bool:
-    """Keep ids on one line (the other columns fold first) when the terminal leaves the others
-    some room; on a very narrow one, ids fold too rather than being cut."""
-    return max(map(len, ids), default=0) + 40 <= term.width
+def fmt_time(value: Any) -> str:
+    """An API time for a person: ISO-8601 UTC to the second (``2026-12-01T22:35:46Z``, still valid
+    for --logged-at-from); anything else as given. The plain and JSON outputs keep it exact."""
+    import re
+
+    text = str(value or "")
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|\+00:00)", text)
+    return match.group(1) + "Z" if match else text
+
+
+# -- tables that never break an id, a time or a type ----------------------------------------------
+#
+# A column is "whole" (ids, times, types, statuses: never folded, since a broken id cannot be
+# copied) or "folding" (free text, folded no narrower than ``fold_at``). When the terminal is too
+# narrow for every whole column and the folding ones at ``fold_at``, the least useful columns are dropped
+# (``drop``: lowest first); when even that does not fit, each row becomes a block (the first
+# column on its own line, the others as "label  value" lines), as gh does on a narrow terminal.
+
+MIN_FOLD = 12
+GAP = 2  # Rich's padding between columns (1 each side, no edge)
+
+
+class Col:
+    def __init__(self, name: str, *, whole: bool = False, drop: int | None = None, label: str | None = None,
+                 fold_at: int = MIN_FOLD):
+        self.name, self.whole, self.drop, self.fold_at = name, whole, drop, fold_at
+        self.label = label or name.lower()
+
+
+def _cell_len(cell: Any) -> int:
+    return max((len(line) for line in str(cell).splitlines()), default=0)
+
+
+def _need(col: Col, cells: list[Any]) -> int:
+    longest = max([len(col.name)] + [_cell_len(c) for c in cells]) if cells else len(col.name)
+    return longest if col.whole else min(col.fold_at, longest)
+
+
+def table(term: Terminal, cols: list[Col], rows: list[list[Any]]) -> None:
+    """Rows under ``cols`` as a table, fewer columns, or blocks: whichever keeps whole cells whole."""
+    from rich.table import Table
+
+    keep = list(range(len(cols)))
+    needs = [_need(c, [r[i] for r in rows]) for i, c in enumerate(cols)]
+
+    def width(idx: list[int]) -> int:
+        return sum(needs[i] for i in idx) + GAP * (len(idx) - 1)
+
+    for i in sorted((i for i, c in enumerate(cols) if c.drop is not None), key=lambda i: cols[i].drop):
+        if width(keep) <= term.width:
+            break
+        keep.remove(i)
+    if width(keep) > term.width:
+        _blocks(term, cols, rows)
+        return
+    out = Table(box=None, header_style="bold", pad_edge=False)
+    for i in keep:
+        c = cols[i]
+        out.add_column(c.name, no_wrap=c.whole, min_width=needs[i] if c.whole else None,
+                       overflow="fold")  # never cut: a whole column that cannot fit would use blocks
+    for row in rows:
+        out.add_row(*[row[i] for i in keep])
+    term.show(out)
+
+
+def _blocks(term: Terminal, cols: list[Col], rows: list[list[Any]]) -> None:
+    from rich.padding import Padding
+    from rich.table import Table
+    from rich.text import Text
+
+    label_width = max(len(c.label) for c in cols[1:])
+    for n, row in enumerate(rows):
+        if n:
+            term.show(Text(""))
+        head = row[0] if isinstance(row[0], Text) else Text(str(row[0]))
+        head.stylize("bold")
+        term.show(head)
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim", no_wrap=True, min_width=label_width)
+        grid.add_column(overflow="fold")
+        for c, cell in zip(cols[1:], row[1:]):
+            if str(cell) != "":
+                grid.add_row(c.label, Text(cell, no_wrap=True) if c.whole and isinstance(cell, str) else cell)
+        term.show(Padding(grid, (0, 0, 0, 2)))
 
 
 def job_list(term: Terminal, jobs: list[dict[str, Any]]) -> None:
@@ -108,23 +218,18 @@ def job_list(term: Terminal, jobs: list[dict[str, Any]]) -> None:
     if not jobs:
         term.note("No fine-tuning jobs yet. Start one with: ftctl create --help")
         return
-    from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    whole = _ids_fit(term, [str(j.get("id")) for j in jobs])
-    for name in ("ID", "STATUS", "MODEL", "STEPS", "EARLY STOP", "CREATED"):
-        table.add_column(name, overflow="fold", no_wrap=name == "ID" and whole)
+    cols = [Col("ID", whole=True), Col("STATUS", whole=True), Col("STEPS", whole=True),
+            Col("EARLY STOP", drop=2, label="early stop"), Col("MODEL", drop=1, fold_at=16), Col("CREATED", whole=True)]
+    rows = []
     for j in jobs:
         status = str(j.get("status", ""))
         steps = f"{j.get('steps_completed', '?')}/{j.get('total_steps', '?')}" if "total_steps" in j else ""
-        if j.get("early_stopped") is True:
-            es = f"halted · best @ {j.get('early_stopping_best_step')}"
-        else:
-            es = ""
-        table.add_row(str(j.get("id")), Text(status, _status_style(status)),
-                      str(j.get("model") or ""), steps, es, str(j.get("created_at") or ""))
-    term.show(table)
+        es = f"halted · best @ {j.get('early_stopping_best_step')}" if j.get("early_stopped") is True else ""
+        rows.append([str(j.get("id")), Text(status, _status_style(status), no_wrap=True), steps, es,
+                     str(j.get("model") or ""), fmt_time(j.get("created_at"))])
+    table(term, cols, rows)
 
 
 def events(term: Terminal, rows: list[dict[str, Any]]) -> None:
@@ -132,19 +237,17 @@ def events(term: Terminal, rows: list[dict[str, Any]]) -> None:
         term.rows([[e.get("created_at"), e.get("type"), e.get("level"), e.get("step"), e.get("message")]
                    for e in rows])
         return
-    from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("TIME", "TYPE", "STEP", "MESSAGE"):
-        table.add_column(name, overflow="fold")
+    cols = [Col("TIME", whole=True), Col("TYPE", whole=True), Col("STEP", whole=True, drop=1), Col("MESSAGE", fold_at=24)]
+    out = []
     for e in rows:
         kind = str(e.get("type") or "")
         style = "bold cyan" if kind.lower() in ("early_stopped", "refund") else (
             "red" if str(e.get("level") or "").lower() == "error" else "")
-        table.add_row(str(e.get("created_at") or ""), Text(kind, style),
-                      "" if e.get("step") is None else str(e["step"]), str(e.get("message") or ""))
-    term.show(table)
+        out.append([fmt_time(e.get("created_at")), Text(kind, style, no_wrap=True),
+                    "" if e.get("step") is None else str(e["step"]), str(e.get("message") or "")])
+    table(term, cols, out)
 
 
 def checkpoints(term: Terminal, rows: list[dict[str, Any]], job_id: str) -> None:
@@ -154,17 +257,14 @@ def checkpoints(term: Terminal, rows: list[dict[str, Any]], job_id: str) -> None
     if not rows:
         term.note(f"No checkpoints saved yet for {job_id}.")
         return
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    whole = _ids_fit(term, [f"{job_id}:{c.get('step')}" for c in rows])
-    for name in ("DOWNLOAD ID", "STEP", "TYPE", "CREATED"):
-        table.add_column(name, overflow="fold", no_wrap=name == "DOWNLOAD ID" and whole)
+    cols = [Col("DOWNLOAD ID", whole=True, label="download id"), Col("STEP", whole=True, drop=2),
+            Col("TYPE", whole=True), Col("CREATED", whole=True, drop=1)]
+    out = []
     for c in rows:
         final = "intermediate" not in str(c.get("checkpoint_type") or "").lower()
-        table.add_row(job_id if final else f"{job_id}:{c.get('step')}", str(c.get("step")),
-                      str(c.get("checkpoint_type") or ""), str(c.get("created_at") or ""))
-    term.show(table)
+        out.append([job_id if final else f"{job_id}:{c.get('step')}", str(c.get("step")),
+                    str(c.get("checkpoint_type") or ""), fmt_time(c.get("created_at"))])
+    table(term, cols, out)
 
 
 def evaluations(term: Terminal, analysis: Analysis) -> None:
