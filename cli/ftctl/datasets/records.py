@@ -132,7 +132,7 @@ def _messages(messages: Any, n: int, *, require_assistant: bool) -> int:
         previous = role
         if role == "assistant":
             has_assistant = True
-        if len(message) > 2 or role == "tool":  # role and content alone: nothing more to check
+        if len(message) != 2 or "content" not in message or role == "tool":  # else nothing more to check
             chars += _message_extras(message, role, n)
         content = message.get("content")
         if content is None or content == "":
