@@ -30,6 +30,7 @@ ALLOWED_KEYS = {
 }
 ROLES = ("system", "user", "assistant", "tool")
 _ROLE_SET = frozenset(ROLES)
+_PLAIN_ROLES = frozenset({"system", "user", "assistant"})  # a tool turn also needs its tool_call_id
 IMAGE_PREFIXES = ("data:image/jpeg;base64,", "data:image/png;base64,", "data:image/webp;base64,")
 MAX_IMAGES_PER_EXAMPLE = 10
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
@@ -104,6 +105,22 @@ def _messages(messages: Any, n: int, *, require_assistant: bool) -> int:
     has_assistant = False
     previous = None
     for message in messages:
+        if type(message) is dict and len(message) == 2:  # the common case, {"role": ..., "content": "..."}
+            role = message.get("role")
+            content = message.get("content")
+            if type(role) is str and type(content) is str and role in _PLAIN_ROLES:
+                if role == previous:
+                    raise _role_turns(n)
+                previous = role
+                if role == "assistant":
+                    has_assistant = True
+                if content:
+                    if multimodal:
+                        raise _mixed_content()
+                    multimodal = False
+                    chars += len(content)
+                continue
+        # anything else: every rule, in the vendor's order
         if type(message) is not dict:
             raise Problem("messages", f"Invalid format on line {n} of the input file. The `messages` column must "
                                       f"be a list of dicts. Found {type(message)}")
@@ -126,9 +143,7 @@ def _messages(messages: Any, n: int, *, require_assistant: bool) -> int:
             raise Problem("role", f"Invalid role `{role}` in conversation on line {n}. Possible roles: "
                                   f"{', '.join(ROLES)}")
         if role == previous and role != "tool":  # parallel tool calls answer with several tool turns
-            raise Problem("role-turns", f"Invalid role turns on line {n} of the input file. After the optional "
-                                        "system message, conversation roles must alternate between "
-                                        "user/assistant/user/assistant.")
+            raise _role_turns(n)
         previous = role
         if role == "assistant":
             has_assistant = True
@@ -149,8 +164,7 @@ def _messages(messages: Any, n: int, *, require_assistant: bool) -> int:
         if multimodal is None:
             multimodal = is_multimodal
         elif multimodal != is_multimodal:
-            raise Problem("mixed-content", "Messages in the conversation must be either all in multimodal or all in "
-                                           "text-only format.")
+            raise _mixed_content()
     if images > MAX_IMAGES_PER_EXAMPLE:
         raise Problem("images", f"The dataset is malformed, the `messages` must contain at most "
                                 f"{MAX_IMAGES_PER_EXAMPLE} images. Found {images} images.")
@@ -158,6 +172,16 @@ def _messages(messages: Any, n: int, *, require_assistant: bool) -> int:
         raise Problem("no-assistant", f"Invalid format on line {n} of the input file. At least one message with "
                                       "the assistant role must be present in the example.")
     return chars
+
+
+def _role_turns(n: int) -> Problem:
+    return Problem("role-turns", f"Invalid role turns on line {n} of the input file. After the optional system "
+                                 "message, conversation roles must alternate between user/assistant/user/assistant.")
+
+
+def _mixed_content() -> Problem:
+    return Problem("mixed-content", "Messages in the conversation must be either all in multimodal or all in "
+                                    "text-only format.")
 
 
 def _message_weight(weight: Any, n: int) -> None:
