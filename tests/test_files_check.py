@@ -384,3 +384,13 @@ def test_evaluation_steps_match_the_early_stopping_rule():
         for n in (1, 3, 4, 7, 10):
             assert [plan.evenly_spaced(i, total, n) for i in range(1, n + 1)] == \
                 [evaluation_step(i, total, n) for i in range(1, n + 1)]
+
+
+def test_fields_selects_from_the_report(tmp_path, ftctl):
+    from ftctl.output.fields import KINDS
+
+    path = write(tmp_path, VALID["general"])
+    assert list(check_path(path).to_json()) == list(KINDS["file_report"])
+    result = ftctl("files", "check", path, "--fields", "path,ok")
+    assert (result.exit_code, result.json()) == (0, [{"path": str(path), "ok": True}])
+    assert ftctl("files", "check", path, "--fields", "bogus").exit_code == 2
