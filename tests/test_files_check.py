@@ -250,11 +250,15 @@ def test_a_file_over_the_size_limit_is_reported_and_still_checked(tmp_path, monk
     assert report.errors[0].message.startswith("Maximum supported file size is 1e-07 GB. Found file with size of")
 
 
-def test_a_missing_file_is_one_line_and_exit_2(tmp_path, ftctl):
+def test_a_missing_file_is_one_error_line_and_exit_2(tmp_path, ftctl):
+    good = write(tmp_path, VALID["general"])
     missing = tmp_path / "nope.jsonl"
-    result = ftctl("files", "check", missing)
-    assert result.exit_code == 2
-    assert result.stdout == f"{missing}: File not found or path is not a regular file: {missing} (not-found)\n"
+    for args in ([good, missing], [good, missing, "--json"]):
+        result = ftctl("files", "check", *args)
+        assert (result.exit_code, result.stdout) == (2, "")
+        assert f"File not found or path is not a regular file: {missing}" in result.stderr.splitlines()[-1]
+    report = check_path(missing)  # the function reports it like any problem
+    assert (report.ok, [(e.line, e.rule) for e in report.errors]) == (False, [(None, "not-found")])
     assert check_path(tmp_path).errors[0].rule == "not-found"  # a directory is not a regular file
 
 

@@ -23,7 +23,8 @@ tool calls, reasoning, sample weights). Files are streamed, so size does not mat
 Prints one verdict line per file, then each problem as PATH:LINE: message (rule), on stdout; a
 summary on stderr. --json prints a list with one report per file.
 
-Exit status: 0 when every file is valid, 2 when any is invalid or cannot be read.
+Exit status: 0 when every file is valid, 2 when any is invalid, or a PATH is not a readable file
+(then nothing is checked, and one error line says which).
 """
 
 
@@ -48,6 +49,12 @@ def check(
 
     if purpose not in ("fine-tune", "eval"):
         raise InvalidInput(f"--purpose must be fine-tune or eval (got {purpose!r})")
+    import os
+
+    for path in paths:  # a wrong path is a usage error: said at once, before any file is read
+        if not os.path.isfile(path) or not os.access(path, os.R_OK):
+            raise InvalidInput(f"File not found or path is not a regular file: {path}"
+                               if not os.path.isfile(path) else f"Cannot read {path}: permission denied")
     from ftctl.datasets import check_path
 
     reports = [check_path(path, max_errors=max_errors, purpose=purpose) for path in paths]
