@@ -4,6 +4,7 @@ machine moves both sides). Peak memory is the child's max RSS.
 
     python benchmarks/run.py            # the full table (a few minutes: it builds large jobs first)
     python benchmarks/run.py --quick    # fewer repeats, the small cases only
+    python benchmarks/run.py --check-mib 256   # `files check` on a 256 MiB file (default 1024; quick 64)
 
 It writes the table to ``benchmarks/RESULTS.md`` (with the machine it ran on) and prints it. It is
 not a test: timings on a shared machine are for reading, not for asserting.
@@ -37,6 +38,8 @@ class Case:
     budget: float | None  # ratio to `python -c pass`
     memory_budget_mib: float | None = None
     env: dict[str, str] | None = None
+    size_bytes: int | None = None  # the input it reads, for a throughput figure
+    repeat: int | None = None  # fewer runs for the long cases
 
 
 @dataclass
@@ -45,6 +48,14 @@ class Measured:
     median_ms: float
     ratio: float
     peak_mib: float
+    cpu_ms: float = 0.0  # user + system time of the child (what a loaded machine does not inflate much)
+
+    @property
+    def throughput(self) -> str:
+        if not self.case.size_bytes:
+            return ""
+        mb = self.case.size_bytes / 1e6
+        return f" ({mb / (self.median_ms / 1000):.0f} MB/s; {mb / (self.cpu_ms / 1000):.0f} MB per CPU-second)"
 
     @property
     def verdict(self) -> str:
@@ -53,8 +64,8 @@ class Measured:
         return "ok" if ok else "OVER"
 
 
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one run of ``argv``."""
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MiB) and CPU seconds (user + system) of one run of ``argv``."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -63,13 +74,14 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
         raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(argv)}\n{err}")
-    return elapsed, usage.ru_maxrss / 1024  # Linux reports KiB
+    return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime  # Linux reports KiB
 
 
-def median_of(argv: list[str], env: dict[str, str], repeat: int) -> tuple[float, float]:
+def median_of(argv: list[str], env: dict[str, str], repeat: int) -> tuple[float, float, float]:
     timed(argv, env)  # warm the file cache; not counted
     runs = [timed(argv, env) for _ in range(repeat)]
-    return statistics.median(t for t, _ in runs), max(m for _, m in runs)
+    return (statistics.median(t for t, _, _ in runs), max(m for _, m, _ in runs),
+            statistics.median(c for _, _, c in runs))
 
 
 def ftctl(env: dict[str, str], *args: str) -> str:
@@ -98,7 +110,35 @@ def create(env: dict[str, str], tmp: Path, *args: str) -> str:
     return ftctl(env, "create", "-t", "file-train", "-v", "file-val", "-m", "bench/model", "-q", *args)
 
 
-def build_cases(env: dict[str, str], tmp: Path, quick: bool) -> list[Case]:
+def conversations_file(path: Path, size_mib: int) -> tuple[int, int]:
+    """A realistic conversational training file of about ``size_mib`` MiB (a block of 2,000 varied
+    conversations, repeated): (bytes, examples)."""
+    import random
+
+    rng = random.Random(7)
+    words = ("the model learns from examples and each answer should be short clear and correct when a user "
+             "asks about data files tokens steps batch epoch loss").split()
+
+    def sentence(n: int) -> str:
+        return " ".join(rng.choice(words) for _ in range(n)).capitalize() + "."
+
+    rows = []
+    for _ in range(2000):
+        messages = [{"role": "system", "content": "You are a concise assistant."}]
+        for _ in range(rng.randint(1, 3)):
+            messages.append({"role": "user", "content": sentence(rng.randint(8, 30))})
+            messages.append({"role": "assistant",
+                             "content": " ".join(sentence(rng.randint(8, 25)) for _ in range(rng.randint(1, 4)))})
+        rows.append(json.dumps({"messages": messages}) + "\n")
+    block = "".join(rows).encode()
+    copies = max(1, size_mib * 2**20 // len(block))
+    with open(path, "wb") as f:
+        for _ in range(copies):
+            f.write(block)
+    return copies * len(block), copies * len(rows)
+
+
+def build_cases(env: dict[str, str], tmp: Path, quick: bool, check_mib: int) -> list[Case]:
     small = create(env, tmp, "--n-epochs", "5", "--n-evals", "10", "--early-stopping")
     cases = [
         Case("ftctl --version", ["--version"], 8),
@@ -108,6 +148,10 @@ def build_cases(env: dict[str, str], tmp: Path, quick: bool) -> list[Case]:
         Case("ftctl retrieve ID --json (simulator)", ["retrieve", small, "--json"], 18),
         Case("ftctl list --json (simulator, a few jobs)", ["list", "--json"], None),
     ]
+    data = tmp / "train.jsonl"
+    size, examples = conversations_file(data, check_mib)
+    cases.append(Case(f"ftctl files check ({size / 2**20:,.0f} MiB JSONL, {examples:,} conversations)",
+                      ["files", "check", str(data)], None, 64, size_bytes=size, repeat=3))
     sizes = [1_000] if quick else [1_000, 10_000, 100_000]
     for n in sizes:
         # early stopping on, patience wide enough that the whole history is recorded
@@ -230,6 +274,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=7, help="runs per case (the median is reported)")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and only the small cases")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--check-mib", type=int, default=None, metavar="MIB",
+                        help="size of the generated file for `files check` (default 1024, --quick 64)")
     args = parser.parse_args()
     repeat = 3 if args.quick else args.repeat
     tmp = Path(tempfile.mkdtemp(prefix="ftctl-bench-"))
@@ -244,19 +290,20 @@ def main() -> int:
     compileall.compile_dir(str(Path(ftctl.__file__).parent), quiet=1)
     try:
         print("setting up jobs ...", file=sys.stderr)
-        cases = build_cases(env, tmp, args.quick)
+        check_mib = args.check_mib or (64 if args.quick else 1024)
+        cases = build_cases(env, tmp, args.quick, check_mib)
         if not args.quick:
             many = tmp / "many"
             fill_store(many, 10_000)
             cases.append(Case("ftctl list --json (10,000 jobs in the store)", ["list", "--json"], 40,
                               env={"FTCTL_HOME": str(many)}))
-        base, _ = median_of([sys.executable, "-c", "pass"], env, max(repeat, 11))
+        base, _, _ = median_of([sys.executable, "-c", "pass"], env, max(repeat, 11))
         results = []
         for case in cases:
             print(f"  {case.name} ...", file=sys.stderr)
             run_env = {**env, **(case.env or {})}
-            seconds, peak = median_of(FTCTL + case.argv, run_env, repeat)
-            results.append(Measured(case, seconds * 1000, seconds / base, peak))
+            seconds, peak, cpu = median_of(FTCTL + case.argv, run_env, min(repeat, case.repeat or repeat))
+            results.append(Measured(case, seconds * 1000, seconds / base, peak, cpu * 1000))
         print("  sim serve under a 1 GiB body ...", file=sys.stderr)
         served = serve_large_bodies(env)
     finally:
@@ -282,7 +329,7 @@ def render(results: list[Measured], base_ms: float, repeat: int) -> str:
         budget = f"≤ {r.case.budget:g}×" if r.case.budget else "—"
         if r.case.memory_budget_mib:
             budget += f", ≤ {r.case.memory_budget_mib:g} MiB"
-        lines.append(f"| {r.case.name} | {r.median_ms:.0f} ms | {r.ratio:.1f}× | {budget} | "
+        lines.append(f"| {r.case.name} | {r.median_ms:.0f} ms{r.throughput} | {r.ratio:.1f}× | {budget} | "
                      f"{r.peak_mib:.0f} MiB | {r.verdict} |")
     return "\n".join(lines) + "\n"
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +27,7 @@ from kit import MODEL
 LONG_MODEL = "acme-research/" + "a-deliberately-long-model-name-" * 4 + "v1"  # > 80 columns with its id
 BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", LONG_MODEL]
 ANSI = "\x1b"
+EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "data" / "train.jsonl")
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 
 
@@ -69,6 +71,8 @@ def _cases(jobs: dict) -> dict[str, tuple[list[str], list[str], list[str], int]]
         "explain": (["explain", job], ["explain", job, "--json"], ["explain", "ft-nope"], 6),
         "wait": (["wait", job], ["wait", job, "--json"], ["wait", "ft-nope"], 6),
         "completion": (["completion", "bash"], ["completion", "bash", "--json"], ["completion", "tcsh"], 2),
+        "files check": (["files", "check", EXAMPLE], ["files", "check", EXAMPLE, "--json"],
+                        ["files", "check", EXAMPLE + ".missing"], 2),
     }
 
 

@@ -46,6 +46,8 @@ KINDS: dict[str, tuple[str, ...]] = {
     "completion": ("shell", "script"),
     # `sim serve --json`: where the server listens
     "server": ("url", "home", "speed", "faults"),
+    # `files check --json`: ftctl.datasets.FileReport.to_json
+    "file_report": ("path", "ok", "format", "num_samples", "errors", "size_bytes", "approx_tokens"),
 }
 
 
