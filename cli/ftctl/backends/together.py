@@ -45,7 +45,6 @@ RETRY_STATUSES = frozenset({408, 409, 429})  # and every status >= 500
 MAX_RETRY_DELAY = 10.0
 MAX_RETRY_AFTER = 60.0
 TRACE_BODY_LIMIT = 2000
-CHUNK_BYTES = 1024 * 1024  # a download is written to disk a chunk at a time
 
 
 @dataclass(frozen=True)
@@ -217,7 +216,7 @@ class TogetherBackend:
 
     def _body(self, response: httpx.Response) -> Iterator[bytes]:
         try:
-            yield from response.iter_bytes(CHUNK_BYTES)
+            yield from response.iter_bytes()  # as they arrive: a broken stream loses nothing received
         except httpx.TransportError as exc:
             raise DownloadInterrupted(f"the download from {self.root} broke off: {self._describe(exc)}") from None
 

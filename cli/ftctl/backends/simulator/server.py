@@ -281,11 +281,12 @@ def byte_range(header: str | None, total: int) -> tuple[int, int] | None | bool:
         n = int(match[2])
         return (max(0, total - n), total) if n else False
     first = int(match[1])
-    last = int(match[2]) if match[2] else total - 1
-    if last < first:
+    last = int(match[2]) if match[2] else None
+    if last is not None and last < first:
         return None  # not a valid range: ignored (RFC 9110 §14.1.1)
     if first >= total:
         return False
+    last = total - 1 if last is None else last
     return first, min(last, total - 1) + 1
 
 
