@@ -101,9 +101,25 @@ class Archive:
             yield self._tar(tar_from, n)
             start += n
 
+    def pieces(self, start: int = 0, end: int | None = None, size: int = 1024 * 1024) -> Iterator[bytes]:
+        """``read``, gathered into pieces of about ``size`` bytes (fewer, larger writes to a socket)."""
+        buffer: list[bytes] = []
+        held = 0
+        for piece in self.read(start, end):
+            buffer.append(piece)
+            held += len(piece)
+            if held >= size:
+                yield b"".join(buffer)
+                buffer, held = [], 0
+        if buffer:
+            yield b"".join(buffer)
+
     def _tar(self, offset: int, n: int) -> bytes:
-        out = bytearray()
         i = bisect.bisect_right(self._starts, offset) - 1
+        part_start, length, reader = self._parts[i]
+        if offset - part_start + n <= length:  # within one part: no copy
+            return reader(offset - part_start, n)
+        out = bytearray()
         while n > 0:
             part_start, length, reader = self._parts[i]
             within = offset - part_start
@@ -143,6 +159,10 @@ def _weights(name: str, size: int, seed: bytes) -> Member:
     pattern: list[bytes] = []
 
     def read(offset: int, n: int) -> bytes:
+        if offset >= len(prefix) and pattern:
+            at = (offset - len(prefix)) % _PATTERN
+            if at + n <= _PATTERN:  # the common case: one slice of the pattern
+                return pattern[0][at:at + n]
         out = bytearray()
         if offset < len(prefix):
             out += prefix[offset:offset + n]

@@ -163,7 +163,7 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
         if wanted:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{total}"
         headers["Content-Length"] = str(end - start)
-        return StreamingResponse(built.read(start, end), status_code=206 if wanted else 200, headers=headers,
+        return StreamingResponse(built.pieces(start, end), status_code=206 if wanted else 200, headers=headers,
                                  media_type=CONTENT_TYPE)
 
     async def whoami(request: Request) -> Response:
