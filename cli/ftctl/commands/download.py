@@ -1,11 +1,15 @@
 """download and delete: a completed job's model to disk, and a job removed for good."""
 
+from __future__ import annotations
+
 from typing import Annotated, Optional
 
 import typer
 
 from ftctl.commands import completers
 from ftctl.commands.common import Session, command
+from ftctl.commands.options import JOB_ID, YES
+from ftctl.output.render import Shown
 
 DOWNLOAD_HELP = """Download a completed job's model as a .tar.zst archive; print its path.
 
@@ -47,10 +51,11 @@ def download(
         help="LoRA jobs: the merged model or the adapter alone (default: merged). Full training: default only.",
         autocompletion=completers.choices("merged", "adapter", "default"))] = "default",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
-) -> None:
+) -> Shown:
     from ftctl import download as core
     from ftctl.download import CHECKPOINT_TYPES
     from ftctl.errors import InvalidInput
+    from ftctl.output.progress import download_bar
 
     job_id, step = core.parse_target(target)
     if checkpoint_type not in CHECKPOINT_TYPES:  # before anything is sent
@@ -60,22 +65,16 @@ def download(
     dest = core.destination(choice, output, force=force)
     session.term.note(choice.why)
     retries, delay = _retry_settings(session)
-    with _progress_bar(session, dest.name) as progress:
+    with download_bar(session.term, dest.name, enabled=not session.json) as progress:
         fetched = core.fetch(backend, choice, dest, force=force, progress=progress, retries=retries, delay=delay)
     if fetched.resumed_from:
         session.term.note(f"Resumed at byte {fetched.resumed_from} of {fetched.size}.")
-    if session.json:
-        session.emit({"object": "local", "id": job_id, "filename": str(fetched.path), "size": fetched.size,
-                      "checkpoint_step": choice.step, "checkpoint_type": choice.checkpoint})
-    else:
-        session.term.write(str(fetched.path))
+    saved = {"object": "local", "id": job_id, "filename": str(fetched.path), "size": fetched.size,
+             "checkpoint_step": choice.step, "checkpoint_type": choice.checkpoint}
+    return Shown(saved, lambda term: term.write(saved["filename"]))  # the path alone: $(ftctl download ID)
 
 
-def delete(session: Session,
-           job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="The job's id (ft-...).",
-                                                 show_default=False, autocompletion=completers.job_ids)],
-           yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation "
-                                             "(required when not at a terminal).")] = False) -> None:
+def delete(session: Session, job_id: JOB_ID, yes: YES = False) -> Shown | None:
     from ftctl import jobs
     from ftctl.errors import InvalidInput
 
@@ -87,12 +86,9 @@ def delete(session: Session,
         if not typer.confirm(f"Delete {job_id} and its checkpoints and model? This cannot be undone.",
                              default=False, err=True):
             session.term.note("Not deleted.")
-            return
-    answer = jobs.delete(session.backend, session.local, job_id)
-    if session.json:
-        session.emit(answer)
-    else:
-        session.term.note(str(answer.get("message") or f"Deleted {job_id}."))
+            return None
+    answer = session.service.delete(job_id)
+    return Shown(answer, lambda term: term.note(str(answer.get("message") or f"Deleted {job_id}.")))
 
 
 def _retry_settings(session: Session) -> tuple[int, float]:
@@ -103,36 +99,3 @@ def _retry_settings(session: Session) -> tuple[int, float]:
 
     settings = HttpSettings.from_env()
     return settings.max_retries, settings.retry_delay
-
-
-class _NoBar:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _progress_bar(session: Session, name: str):
-    """A Rich bar on stderr, only on a terminal and not under --json; it disappears at the end."""
-    if not session.term.is_tty or session.json:
-        return _NoBar()
-    from contextlib import contextmanager
-
-    from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                               TransferSpeedColumn)
-
-    @contextmanager
-    def bar():
-        console = Console(file=session.term.err, force_terminal=True, no_color=not session.term.color)
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                      TimeRemainingColumn(), console=console, transient=True) as progress:
-            task = progress.add_task(f"Downloading {name}", total=None)
-
-            def update(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
-
-            yield update
-
-    return bar()

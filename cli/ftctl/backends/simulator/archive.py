@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import struct
 import tarfile
 from dataclasses import dataclass
@@ -180,6 +181,13 @@ def _weights(name: str, size: int, seed: bytes) -> Member:
         return bytes(out)
 
     return Member(name, len(prefix) + size, read)
+
+
+def file_name(model_output_name: str | None, job_id: str, *, step: int | None, adapter: bool) -> str:
+    """What Content-Disposition suggests: the output model's name without the user's prefix,
+    ``-checkpoint-STEP`` for an explicit step, ``-adapter`` for an adapter."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", (model_output_name or job_id).split("/")[-1]).strip(".-") or job_id
+    return stem + (f"-checkpoint-{step}" if step is not None else "") + ("-adapter" if adapter else "") + ".tar.zst"
 
 
 def build(job: dict[str, Any], *, step: int, kind: str, created_at: float, sent: dict[str, Any] | None = None,

@@ -170,9 +170,7 @@ class Simulator:
             sent.update(early_stopping_patience=rule.patience, early_stopping_min_delta=rule.min_delta,
                         early_stopping_warmup_evals=rule.warmup_evals)
         built = archive.build(job, step=chosen, kind=kind, created_at=record.created_at, sent=sent)
-        from ftctl.download import archive_name
-
-        return built, archive_name(job.get("model_output_name"), job_id, step=step, adapter=kind == "adapter")
+        return built, archive.file_name(job.get("model_output_name"), job_id, step=step, adapter=kind == "adapter")
 
     @contextmanager
     def open_download(self, job_id: str, *, step: int | None, checkpoint: str,
