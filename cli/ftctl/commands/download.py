@@ -11,25 +11,24 @@ from ftctl.commands.common import Session, command
 from ftctl.commands.options import JOB_ID, YES
 from ftctl.output.render import Shown
 
-DOWNLOAD_HELP = """Download a completed job's model as a .tar.zst archive; print its path.
+# One line per paragraph: the help screen wraps them to the terminal's width.
+DOWNLOAD_HELP = "\n\n".join([
+    "Download a completed job's model as a .tar.zst archive; print its path.",
+    "By default: the checkpoint the job shipped. For an early-stopped job that is its best step (the "
+    "checkpoint early stopping promoted), else the last step; one line on stderr says which. ID:STEP "
+    "downloads a saved checkpoint instead (see `ftctl checkpoints ID`).",
+    "The archive streams to .NAME.part beside the target and is renamed to NAME only when complete and the "
+    "size matches. An interrupted download resumes where it stopped, in the same run or when the same command "
+    "runs again. An existing file is never overwritten without --force.",
+    "Exit codes: 3 the job has not ended yet (wait for it first), 5 it ended without a model (failed or "
+    "cancelled), 6 no such job or no checkpoint at that step, 2 bad input or the target exists.",
+])
 
-By default: the checkpoint the job shipped. For an early-stopped job that is its best step (the
-checkpoint early stopping promoted), else the last step; one line on stderr says which. ID:STEP
-downloads a saved checkpoint instead (see `ftctl checkpoints ID`).
-
-The archive streams to .NAME.part beside the target and is renamed to NAME only when complete and
-the size matches. An interrupted download resumes where it stopped, in the same run or when the
-same command runs again. An existing file is never overwritten without --force.
-
-Exit codes: 3 the job has not ended yet (wait for it first), 5 it ended without a model (failed
-or cancelled), 6 no such job or no checkpoint at that step, 2 bad input or the target exists.
-"""
-
-DELETE_HELP = """Delete a job and everything it produced (checkpoints, model). It cannot be undone.
-
-A job still running cannot be deleted: cancel it first. Asks for confirmation on a terminal; needs
---yes otherwise. Also forgets the job in ftctl's local records.
-"""
+DELETE_HELP = "\n\n".join([
+    "Delete a job and everything it produced (checkpoints, model). It cannot be undone.",
+    "A job still running cannot be deleted: cancel it first. Asks for confirmation on a terminal; needs --yes "
+    "otherwise. Also forgets the job in ftctl's local records.",
+])
 
 
 def register(app: typer.Typer) -> None:
