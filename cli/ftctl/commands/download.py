@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
 
 def download(
     session: Session,
-    target: Annotated[str, typer.Argument(metavar="JOB_ID[:STEP]", show_default=False,
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID[:STEP]", show_default=False,
                                           help="The job (ft-...), and optionally a checkpoint step.",
                                           autocompletion=completers.job_ids)],
     output: Annotated[Optional[str], typer.Option(
@@ -56,7 +56,7 @@ def download(
     from ftctl.errors import InvalidInput
     from ftctl.output.progress import download_bar
 
-    job_id, step = core.parse_target(target)
+    job_id, step = core.parse_target(job_id)
     if checkpoint_type not in CHECKPOINT_TYPES:  # before anything is sent
         raise InvalidInput(f"--checkpoint-type must be merged, adapter or default (got {checkpoint_type!r})")
     backend = session.backend
