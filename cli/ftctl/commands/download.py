@@ -87,7 +87,7 @@ def delete(session: Session, job_id: JOB_ID, yes: YES = False) -> Shown | None:
             session.term.note("Not deleted.")
             return None
     answer = session.service.delete(job_id)
-    return Shown(answer, lambda term: term.note(str(answer.get("message") or f"Deleted {job_id}.")))
+    return Shown(answer, lambda term: term.write(str(answer.get("message") or f"Deleted {job_id}.")))
 
 
 def _retry_settings(session: Session) -> tuple[int, float]:
