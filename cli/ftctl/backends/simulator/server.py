@@ -139,7 +139,7 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
         return json_response(simulator.delete(request.path_params["job_id"]))
 
     async def download(request: Request) -> Response:
-        """``together-files-api.md`` §4: the archive as application/octet-stream, any one byte range
+        """``docs/api.md`` §5: the archive as application/octet-stream, any one byte range
         as 206 with Content-Range (the vendor's client probes with ``Range: bytes=0-1`` for the total)."""
         from ftctl.backends.simulator.archive import CONTENT_TYPE
 
