@@ -40,6 +40,7 @@ class Case:
     env: dict[str, str] | None = None
     size_bytes: int | None = None  # the input it reads, for a throughput figure
     repeat: int | None = None  # fewer runs for the long cases
+    raw: bool = False  # argv is a whole command (e.g. cp, for comparison), not ftctl's arguments
 
 
 @dataclass
@@ -173,6 +174,35 @@ def build_cases(env: dict[str, str], tmp: Path, quick: bool, check_mib: int) -> 
     return cases
 
 
+def start_server(env: dict[str, str], tmp: Path, archive_bytes: int) -> tuple[subprocess.Popen, str]:
+    """``ftctl sim serve`` on a free loopback port, serving archives of about ``archive_bytes``."""
+    proc = subprocess.Popen(FTCTL + ["sim", "serve", "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True,
+                            env={**env, "FTCTL_SIM_ARCHIVE_BYTES": str(archive_bytes)})
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http"):
+        proc.kill()
+        raise SystemExit("ftctl sim serve did not start")
+    return proc, url
+
+
+def download_cases(env: dict[str, str], tmp: Path, url: str) -> list[Case]:
+    """``ftctl download`` through sim serve on loopback, next to ``cp`` of the same bytes."""
+    job = create(env, tmp, "--n-epochs", "5", "--n-evals", "10", "--early-stopping")
+    api = {"TOGETHER_API_KEY": "bench-key"}
+    first = tmp / "first.tar.zst"
+    subprocess.run(FTCTL + ["download", job, "-o", str(first), "--backend", "together", "--base-url", url],
+                   env={**env, **api}, check=True, capture_output=True)
+    size = first.stat().st_size / 2**20
+    return [
+        Case(f"ftctl download ID ({size:.0f} MiB archive, sim serve on loopback)",
+             ["download", job, "-o", str(tmp / "again.tar.zst"), "--force", "--backend", "together",
+              "--base-url", url], None, 100, env=api),
+        Case(f"... cp of the same {size:.0f} MiB (for comparison)", ["cp", str(first), str(tmp / "copy.tar.zst")],
+             None, raw=True),
+    ]
+
+
 def fill_store(home: Path, count: int) -> None:
     """Put ``count`` jobs in the simulator's store directly (through the Simulator, in one process)."""
     code = (
@@ -288,10 +318,13 @@ def main() -> int:
     import ftctl
 
     compileall.compile_dir(str(Path(ftctl.__file__).parent), quiet=1)
+    server = None
     try:
         print("setting up jobs ...", file=sys.stderr)
         check_mib = args.check_mib or (64 if args.quick else 1024)
         cases = build_cases(env, tmp, args.quick, check_mib)
+        server = start_server(env, tmp, (64 if args.quick else 512) * 1024 * 1024)
+        cases += download_cases(env, tmp, server[1])
         if not args.quick:
             many = tmp / "many"
             fill_store(many, 10_000)
@@ -302,11 +335,15 @@ def main() -> int:
         for case in cases:
             print(f"  {case.name} ...", file=sys.stderr)
             run_env = {**env, **(case.env or {})}
-            seconds, peak, cpu = median_of(FTCTL + case.argv, run_env, min(repeat, case.repeat or repeat))
+            seconds, peak, cpu = median_of(case.argv if case.raw else FTCTL + case.argv, run_env,
+                                           min(repeat, case.repeat or repeat))
             results.append(Measured(case, seconds * 1000, seconds / base, peak, cpu * 1000))
         print("  sim serve under a 1 GiB body ...", file=sys.stderr)
         served = serve_large_bodies(env)
     finally:
+        if server is not None:
+            server[0].terminate()
+            server[0].wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
     table = render(results, base * 1000, repeat) + render_served(served)
     args.out.write_text(table)

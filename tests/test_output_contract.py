@@ -45,19 +45,21 @@ def piped(*args: str, env: dict[str, str] | None = None, timeout: float = 60) ->
 
 
 @pytest.fixture
-def jobs(ftctl, scenario_file):
-    """A finished job whose history has a NaN, and two jobs still pending (to cancel)."""
+def jobs(ftctl, scenario_file, tmp_path):
+    """A finished job whose history has a NaN, two jobs still pending (to cancel), two finished
+    ones to delete, and a directory to download into."""
     nan = scenario_file([2.0, 1.5, "NaN", 1.0], steps_per_epoch=12)
     done = ftctl(*BASE, "--n-evals", "4", "--early-stopping", "--sim-scenario", nan, "-q")
     assert done.exit_code == 0, done.stderr
     slow = {"FTCTL_SIM_SPEED": "0.001"}
     live = [ftctl(*BASE, "-q", env=slow).stdout.strip() for _ in range(2)]
-    return {"id": done.stdout.strip(), "live": live, "scenario": str(nan)}
+    ended = [ftctl(*BASE, "-q").stdout.strip() for _ in range(2)]
+    return {"id": done.stdout.strip(), "live": live, "ended": ended, "scenario": str(nan), "dir": str(tmp_path)}
 
 
 def _cases(jobs: dict) -> dict[str, tuple[list[str], list[str], list[str], int]]:
     """command -> (human argv, --json argv, failing argv, its exit code)."""
-    job, live = jobs["id"], jobs["live"]
+    job, live, ended, where = jobs["id"], jobs["live"], jobs.get("ended", ["", ""]), jobs.get("dir", "")
     create = [*BASE, "--n-evals", "4", "--sim-scenario", jobs["scenario"]]
     return {
         "create": (create, [*create, "--json"], [*BASE, "--n-evals", "-1"], 2),
@@ -70,6 +72,10 @@ def _cases(jobs: dict) -> dict[str, tuple[list[str], list[str], list[str], int]]
         "metrics": (["metrics", job], ["metrics", job, "--json"], ["metrics", "ft-nope"], 6),
         "explain": (["explain", job], ["explain", job, "--json"], ["explain", "ft-nope"], 6),
         "wait": (["wait", job], ["wait", job, "--json"], ["wait", "ft-nope"], 6),
+        "download": (["download", job, "-o", f"{where}/a.tar.zst"],
+                     ["download", job, "-o", f"{where}/b.tar.zst", "--json"], ["download", "ft-nope"], 6),
+        "delete": (["delete", ended[0], "--yes"], ["delete", ended[1], "--yes", "--json"],
+                   ["delete", "ft-nope", "--yes"], 6),
         "completion": (["completion", "bash"], ["completion", "bash", "--json"], ["completion", "tcsh"], 2),
         "files check": (["files", "check", EXAMPLE], ["files", "check", EXAMPLE, "--json"],
                         ["files", "check", EXAMPLE + ".missing"], 2),
@@ -100,7 +106,8 @@ def test_every_command_has_a_contract_case(jobs):
     assert not missing, f"add {sorted(missing)} to _cases() so the output contract covers them"
 
 
-@pytest.mark.parametrize("command", sorted(_cases({"id": "", "live": ["", ""], "scenario": ""})))
+@pytest.mark.parametrize("command", sorted(_cases({"id": "", "live": ["", ""], "ended": ["", ""], "scenario": "",
+                                                  "dir": ""})))
 def test_piped_output_is_plain_complete_and_strict(jobs, command):
     human, as_json, failing, code = _cases(jobs)[command]
     runs = [human, as_json, failing, [*failing, "--json"]]
@@ -189,7 +196,7 @@ def test_fields_select_in_the_order_asked_and_imply_json(ftctl, jobs):
     assert one.exit_code == 0
     assert list(one.json().items()) == [("status", "completed"), ("id", jobs["id"])]
     many = ftctl("list", "--fields", "id")
-    assert {row["id"] for row in many.json()} == {jobs["id"], *jobs["live"]}
+    assert {row["id"] for row in many.json()} == {jobs["id"], *jobs["live"], *jobs["ended"]}
     assert all(list(row) == ["id"] for row in many.json())
     steps = ftctl("metrics", jobs["id"], "--fields", "early_stopping").json()
     assert list(steps) == ["early_stopping"] and steps["early_stopping"]["fired"] is True

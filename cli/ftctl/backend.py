@@ -8,9 +8,23 @@ what the API said; ``ftctl.models`` reads them where types matter. Failures are 
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import ContextManager, Iterator, Protocol
 
 from ftctl.wire import MetricsQuery, Wire
+
+
+@dataclass
+class Download:
+    """An open checkpoint download: ``chunks`` are the archive's bytes from ``start`` (the offset
+    asked for, or 0 when the server ignored the range) to ``total``. A broken stream raises
+    ``ftctl.errors.DownloadInterrupted`` from the iterator."""
+
+    total: int
+    start: int
+    filename: str  # what the server calls the archive (Content-Disposition), or ""
+    content_type: str
+    chunks: Iterator[bytes]
 
 
 class Backend(Protocol):
@@ -32,5 +46,15 @@ class Backend(Protocol):
     def checkpoints(self, job_id: str) -> list[Wire]: ...
 
     def metrics(self, job_id: str, query: MetricsQuery = MetricsQuery()) -> list[Wire]: ...
+
+    def delete(self, job_id: str) -> Wire:
+        """``DELETE /v1/fine-tunes/{id}``: ``{"message": ...}``. A job still running is refused."""
+        ...
+
+    def open_download(self, job_id: str, *, step: int | None, checkpoint: str,
+                      start: int = 0) -> ContextManager[Download]:
+        """``GET /v1/finetune/download`` from byte ``start``: ``checkpoint`` is the API's value
+        (merged, adapter or model_output_path); ``step`` None means the checkpoint the job shipped."""
+        ...
 
     def close(self) -> None: ...

@@ -25,10 +25,11 @@ EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.OK: "success",
     ExitCode.ERROR: "API, server or network error (after retries)",
     ExitCode.USAGE: "invalid usage or input; nothing was sent",
-    ExitCode.TIMEOUT: "wait / --wait timed out; the job is still running",
+    ExitCode.TIMEOUT: "wait / --wait timed out, or download found the job not ended; the job is still running",
     ExitCode.AUTH: "authentication missing or rejected (401/403)",
-    ExitCode.JOB_FAILED: "the job ended unsuccessfully (error, user_error, cancelled) under wait / --wait",
-    ExitCode.NOT_FOUND: "not found (unknown job id)",
+    ExitCode.JOB_FAILED: "the job ended unsuccessfully (error, user_error, cancelled) under wait / --wait, "
+                         "or has no model to download",
+    ExitCode.NOT_FOUND: "not found (unknown job id, or no checkpoint at that step)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C); a job being waited on is not cancelled",
 }
 
@@ -59,6 +60,12 @@ class ApiError(FtctlError):
     code = "api_error"
 
 
+class DownloadInterrupted(ApiError):
+    """A download's byte stream broke before its end (the bytes received so far are kept)."""
+
+    code = "download_interrupted"
+
+
 class AuthError(FtctlError):
     exit_code = ExitCode.AUTH
     code = "auth_error"
@@ -72,6 +79,13 @@ class NotFound(FtctlError):
 class WaitTimeout(FtctlError):
     exit_code = ExitCode.TIMEOUT
     code = "timeout"
+
+
+class NotReady(FtctlError):
+    """The job has not ended yet (``download`` of a running job): exit 3, like a wait that ran out."""
+
+    exit_code = ExitCode.TIMEOUT
+    code = "not_ready"
 
 
 class JobFailed(FtctlError):

@@ -123,6 +123,13 @@ class Service:
         self._remember([job])
         return job
 
+    def delete(self, job_id: str) -> Wire:
+        """Delete the job, then forget it locally (the recent-jobs cache and the settings sent)."""
+        answer = self.backend.delete(check_job_id(job_id))
+        if self.local is not None:
+            self.local.forget(job_id)
+        return answer
+
     def events(self, job_id: str, *, types: list[str] | None = None) -> list[Wire]:
         if types and not all(t.strip() for t in types):
             raise InvalidInput("--type must name an event type, such as early_stopped or refund (got '')")

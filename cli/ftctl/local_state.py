@@ -72,6 +72,17 @@ class LocalState:
         except OSError:
             pass
 
+    def forget(self, job_id: str) -> None:
+        """Drop a (deleted) job from the cache, with what was sent for it. Best effort, like remember."""
+        try:
+            with self._locked():
+                remembered, damaged = self._read()
+                if damaged or not any(j["id"] == job_id for j in remembered):
+                    return
+                self._write({"version": 1, "jobs": [j for j in remembered if j["id"] != job_id]})
+        except OSError:
+            pass
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -18,15 +18,17 @@ import os
 import random
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 import httpx
 
 from ftctl import __version__
 from ftctl.wire import SECRET_BODY_FIELDS, MetricsQuery, Wire
-from ftctl.errors import ApiError, AuthError, FtctlError, InvalidInput, NotFound
+from ftctl.backend import Download
+from ftctl.errors import ApiError, AuthError, DownloadInterrupted, FtctlError, InvalidInput, NotFound
 from ftctl.loopback import is_loopback
 from ftctl.models import Checkpoint, Event, Job, MetricsRow, ResponseError, parse, parse_list, unwrap_list
 
@@ -156,6 +158,67 @@ class TogetherBackend:
     def metrics(self, job_id: str, query: MetricsQuery = MetricsQuery()) -> list[Wire]:
         data = self._request("GET", f"/v1/fine-tunes/{job_id}/metrics", params=query.params())
         return self._items(data, MetricsRow, "metrics", f"the metrics of {job_id}")
+
+    def delete(self, job_id: str) -> Wire:
+        data = self._request("DELETE", f"/v1/fine-tunes/{job_id}")
+        if not isinstance(data, dict):
+            raise ResponseError(f"the API's answer to deleting {job_id} is not a JSON object")
+        return data
+
+    @contextmanager
+    def open_download(self, job_id: str, *, step: int | None, checkpoint: str,
+                      start: int = 0) -> Iterator[Download]:
+        """One streamed GET from byte ``start`` (``Range: bytes=start-``), retried like the other
+        requests until the body starts; redirects (to a presigned URL) are followed, and httpx drops
+        the key when one leaves this host."""
+        params: dict[str, Any] = {"ft_id": job_id, "checkpoint": checkpoint}
+        if step is not None:
+            params["checkpoint_step"] = step
+        path = "/v1/finetune/download"
+        attempts = self.settings.max_retries + 1
+        for attempt in range(attempts):
+            self._trace_request("GET", path, params, None, attempt, attempts)
+            self._note(f"> Range: bytes={start}-")
+            request = self._client.build_request("GET", path, params=params, headers={
+                "Range": f"bytes={start}-", "x-ftctl-retry-count": str(attempt)})
+            started = time.monotonic()
+            try:
+                response = self._client.send(request, stream=True, follow_redirects=True)
+            except httpx.RequestError as exc:
+                if attempt == attempts - 1:
+                    raise ApiError(f"cannot reach the API at {self.root}: {self._describe(exc)} "
+                                   f"({_attempts(attempts)})") from None
+                delay = self._backoff(attempt)
+                self._note(f"* {self._describe(exc)}; retrying in {delay:.2f} s")
+                self._sleep(delay)
+                continue
+            try:
+                self._note(f"< {response.status_code} {response.reason_phrase} in "
+                           f"{(time.monotonic() - started) * 1000:.0f} ms, "
+                           f"{response.headers.get('content-type', 'no content-type')}, "
+                           f"content-range {response.headers.get('content-range', '-')}, "
+                           f"content-length {response.headers.get('content-length', '-')}")
+                if not response.is_success:
+                    response.read()
+                    if attempt < attempts - 1 and self._should_retry(response):
+                        delay = self._retry_delay(response, attempt)
+                        self._note(f"* HTTP {response.status_code}; retrying in {delay:.2f} s")
+                        self._sleep(delay)
+                        continue
+                    raise self._failure(response, "GET", path, attempt + 1)
+                offset, total = _extent(response)
+                yield Download(total, offset, _attachment_name(response.headers.get("content-disposition", "")),
+                               response.headers.get("content-type", ""), self._body(response))
+                return
+            finally:
+                response.close()
+        raise AssertionError("unreachable")
+
+    def _body(self, response: httpx.Response) -> Iterator[bytes]:
+        try:
+            yield from response.iter_bytes()  # as they arrive: a broken stream loses nothing received
+        except httpx.TransportError as exc:
+            raise DownloadInterrupted(f"the download from {self.root} broke off: {self._describe(exc)}") from None
 
     # -- checking what came back -----------------------------------------------------------------
 
@@ -310,6 +373,26 @@ def retry_after(headers: httpx.Headers) -> float | None:
     if seconds is None or seconds != seconds or not 0 <= seconds <= MAX_RETRY_AFTER:
         return None
     return seconds
+
+
+def _extent(response: httpx.Response) -> tuple[int, int]:
+    """Where the body starts and the archive's total size: from Content-Range on a 206, from
+    Content-Length on a 200 (the server sent the whole archive, ignoring the range)."""
+    if response.status_code == 206:
+        match = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+)\s*", response.headers.get("content-range", ""))
+        if match:
+            return int(match[1]), int(match[3])
+        raise ResponseError("the API answered the download with 206 but no usable Content-Range "
+                            f"(got {response.headers.get('content-range')!r})")
+    length = response.headers.get("content-length", "")
+    if length.isdigit():
+        return 0, int(length)
+    raise ResponseError("the API did not say how large the archive is (no Content-Range or Content-Length)")
+
+
+def _attachment_name(header: str) -> str:
+    match = re.search(r'filename\*?=(?:UTF-8\'\')?"?([^";]+)"?', header)
+    return match[1].strip() if match else ""
 
 
 def server_message(response: httpx.Response) -> str:

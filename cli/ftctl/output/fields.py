@@ -26,6 +26,10 @@ KINDS: dict[str, tuple[str, ...]] = {
         "object", "created_at", "message", "type", "level", "step", "total_steps", "checkpoint_path",
         "model_path", "param_count", "token_count", "wandb_url", "training_offset", "hash",
         "early_stopping_best_step", "early_stopping_best_metric_value"),
+    # `download ID --json` (ftctl.commands.download)
+    "download": ("object", "id", "filename", "size", "checkpoint_step", "checkpoint_type"),
+    # `delete ID --json`: the API's answer
+    "deleted": ("message",),
     # ftctl.models.Checkpoint
     "checkpoint": ("step", "path", "created_at", "checkpoint_type", "checkpoint"),
     # `metrics ID --json` (ftctl.jobs.metrics_json)

@@ -11,10 +11,12 @@ import json
 import math
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ftctl import early_stopping as es
+from ftctl.backend import Download
 from ftctl.backends.simulator import scenarios, timeline
 from ftctl.backends.simulator.scenarios import Scenario
 from ftctl.backends.simulator.store import Record, Store
@@ -133,6 +135,54 @@ class Simulator:
             time_to=None if query.logged_at_to is None else _time(query.logged_at_to),
             resolution=query.resolution)
 
+    def delete(self, job_id: str) -> Wire:
+        """Refuses a job that has not ended (the API's rule is not documented; ftctl's choice: a
+        running job's checkpoints are still being written, so cancel first, then delete)."""
+        record = self._get(job_id)
+        status = _View(record).phases.status_at(self.clock())
+        if status not in TERMINAL_STATUSES:
+            raise Conflict(f"job {job_id} is {status}: only a job that has ended can be deleted; "
+                           "cancel it first, then delete it")
+        self.store.delete(job_id)
+        return {"message": f"Fine-tuning job {job_id} deleted"}
+
+    def archive(self, job_id: str, *, step: int | None, checkpoint: str | None) -> tuple[Any, str]:
+        """The checkpoint archive of a completed job (``archive.Archive``) and its file name.
+        ``step`` None is the checkpoint the job shipped (for an early-stopped job, its best step)."""
+        from ftctl.backends.simulator import archive
+
+        record = self._get(job_id)
+        job = _job_at(record, self.clock(), full=False)
+        if job["status"] != "completed":
+            raise Conflict(f"job {job_id} is {job['status']}: only a completed job's checkpoints can be "
+                           "downloaded")
+        shipped = record.summary.get("promoted_step")
+        if step is not None:
+            steps = sorted({c["step"] for c in self.checkpoints(job_id)})
+            if step not in steps:
+                raise NotFound(f"job {job_id} has no checkpoint at step {step} (its checkpoints: "
+                               f"{', '.join(map(str, steps)) or 'none'})")
+        kind = checkpoint_kind(job, checkpoint)
+        chosen = shipped if step is None else step
+        body = record.body
+        sent: dict[str, Any] = {"early_stopping_enabled": bool(body.get("early_stopping_enabled"))}
+        if sent["early_stopping_enabled"]:  # the settings in force, server defaults filled in
+            rule = es.settings_from(body.get("early_stopping_patience"), body.get("early_stopping_min_delta"),
+                                    body.get("early_stopping_warmup_evals"))
+            sent.update(early_stopping_patience=rule.patience, early_stopping_min_delta=rule.min_delta,
+                        early_stopping_warmup_evals=rule.warmup_evals)
+        built = archive.build(job, step=chosen, kind=kind, created_at=record.created_at, sent=sent)
+        return built, archive.file_name(job.get("model_output_name"), job_id, step=step, adapter=kind == "adapter")
+
+    @contextmanager
+    def open_download(self, job_id: str, *, step: int | None, checkpoint: str,
+                      start: int = 0) -> Iterator[Download]:
+        from ftctl.backends.simulator.archive import CONTENT_TYPE
+
+        built, name = self.archive(job_id, step=step, checkpoint=checkpoint)
+        start = start if 0 <= start <= built.size else 0  # past the end: the whole archive again
+        yield Download(built.size, start, name, CONTENT_TYPE, built.read(start))
+
     def _get(self, job_id: str) -> Record:
         record = self.store.get(job_id)
         if record is None:
@@ -165,6 +215,21 @@ def _training_type(body: Wire) -> Wire:
     if str(given.get("type", "lora")).lower() == "full":
         return {**given, "type": "Full"}
     return {**_DEFAULT_LORA, **given, "type": "Lora"}
+
+
+def checkpoint_kind(job: Wire, checkpoint: str | None) -> str:
+    """The archive a ``checkpoint`` query value means for this job: merged, adapter, or default
+    (a full-training job's weights). The vendor's client sends merged/adapter for LoRA jobs and
+    model_output_path for full ones (``default`` passes through when the job has no type)."""
+    if checkpoint not in (None, "", "default", "merged", "adapter", "model_output_path"):
+        raise InvalidInput(f"checkpoint must be merged, adapter or model_output_path (got {checkpoint!r})")
+    lora = str((job.get("training_type") or {}).get("type", "")).lower() == "lora"
+    if checkpoint == "adapter":
+        if not lora:
+            raise InvalidInput(f"job {job['id']} is full training: it has no adapter (use "
+                               "checkpoint=model_output_path)")
+        return "adapter"
+    return "merged" if lora else "default"
 
 
 def _time(text: str) -> float:

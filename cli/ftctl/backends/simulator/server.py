@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import signal
 import socket
 import time
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Match, Route
 
 from ftctl.wire import MetricsQuery
@@ -163,6 +164,37 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
     async def estimate_price(request: Request) -> Response:
         return json_response(estimate(await _json_body(request)))
 
+    async def delete_job(request: Request) -> Response:
+        return json_response(simulator.delete(request.path_params["job_id"]))
+
+    async def download(request: Request) -> Response:
+        """``docs/api.md`` §5: the archive as application/octet-stream, any one byte range
+        as 206 with Content-Range (the vendor's client probes with ``Range: bytes=0-1`` for the total)."""
+        from ftctl.backends.simulator.archive import CONTENT_TYPE
+
+        q = request.query_params
+        job_id = q.get("ft_id") or ""
+        if not job_id:
+            raise InvalidInput("ft_id is required (GET /v1/finetune/download?ft_id=ft-...&checkpoint=merged)")
+        step = _int_param(q, "checkpoint_step")
+        checkpoint = q.get("checkpoint") or None
+        if step is None and checkpoint is None:
+            raise InvalidInput("checkpoint is required when checkpoint_step is not set "
+                               "(merged, adapter or model_output_path)")
+        built, name = simulator.archive(job_id, step=step, checkpoint=checkpoint)
+        total = built.size
+        headers = {"Accept-Ranges": "bytes", "Content-Disposition": f'attachment; filename="{name}"'}
+        wanted = byte_range(request.headers.get("range"), total)
+        if wanted is False:
+            return error_response(416, f"the range {request.headers.get('range')!r} is outside the archive's "
+                                       f"{total} bytes", headers={"Content-Range": f"bytes */{total}"})
+        start, end = wanted or (0, total)
+        if wanted:
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{total}"
+        headers["Content-Length"] = str(end - start)
+        return StreamingResponse(built.pieces(start, end), status_code=206 if wanted else 200, headers=headers,
+                                 media_type=CONTENT_TYPE)
+
     async def whoami(request: Request) -> Response:
         return json_response(IDENTITY)
 
@@ -184,6 +216,8 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
         Route("/v1/fine-tunes/models/limits", endpoint(model_limits), methods=["GET"]),
         Route("/v1/fine-tunes/estimate-price", endpoint(estimate_price), methods=["POST"]),
         Route("/v1/fine-tunes/{job_id}", endpoint(retrieve), methods=["GET"]),
+        Route("/v1/fine-tunes/{job_id}", endpoint(delete_job), methods=["DELETE"]),
+        Route("/v1/finetune/download", endpoint(download), methods=["GET"]),
         Route("/v1/fine-tunes/{job_id}/cancel", endpoint(cancel), methods=["POST"]),
         Route("/v1/fine-tunes/{job_id}/events", endpoint(events), methods=["GET"]),
         Route("/v1/fine-tunes/{job_id}/checkpoints", endpoint(checkpoints), methods=["GET"]),
@@ -271,6 +305,26 @@ def _header_scenario(request: Request) -> Scenario | None:
         raise InvalidInput(f"unknown scenario {value!r} in the {SCENARIO_HEADER} header: a preset "
                            f"({', '.join(scenarios.PRESETS)}) or a JSON object {{\"eval_loss\": [...]}}")
     return scenarios.Scenario(name=value, preset=value)
+
+
+def byte_range(header: str | None, total: int) -> tuple[int, int] | None | bool:
+    """``Range: bytes=a-b`` / ``a-`` / ``-n`` as ``(start, end)``, end exclusive; None to send the
+    whole archive (no header, or one this server does not take, such as several ranges); False
+    when the range lies outside the archive (416)."""
+    match = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header or "")
+    if not match or not (match[1] or match[2]):
+        return None
+    if not match[1]:  # the last n bytes
+        n = int(match[2])
+        return (max(0, total - n), total) if n else False
+    first = int(match[1])
+    last = int(match[2]) if match[2] else None
+    if last is not None and last < first:
+        return None  # not a valid range: ignored (RFC 9110 §14.1.1)
+    if first >= total:
+        return False
+    last = total - 1 if last is None else last
+    return first, min(last, total - 1) + 1
 
 
 def _int_param(query: Any, name: str, *, minimum: int = 0) -> int | None:

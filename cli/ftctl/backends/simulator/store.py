@@ -224,6 +224,11 @@ class Store:
             db.execute("UPDATE jobs SET cancel_at = ? WHERE id = ? AND cancel_at IS NULL", (at, job_id))
         return self.get(job_id)
 
+    def delete(self, job_id: str) -> bool:
+        db = self._connect()
+        with self._errors():
+            return db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount > 0
+
     def _record(self, row: tuple) -> Record:
         try:
             return Record(row[0], row[1], float(row[2]), row[3], row[4], row[5], row[6], row[7], row[8],
