@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ftctl import early_stopping as es
-from ftctl.output.numbers import fmt_loss
+from ftctl.output.numbers import exact_text, fmt_loss
 from ftctl.wire import FAILED_STATUSES, failure_reason
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def settings_text(s: es.Settings) -> str:
 
 def _threshold(best: float, min_delta: float) -> str:
     """What an evaluation had to be below to count: the rule's own exact arithmetic."""
-    return str(es.exact_difference(best, min_delta))
+    return exact_text(es.exact_difference(best, min_delta))
 
 
 def _of(a: Analysis) -> str:
