@@ -122,6 +122,9 @@ class YScale:
         if high - low < 1e-12:  # flat: centre it; everyday values keep the old absolute padding
             pad = max(abs(high) * 0.05, 0.05 / scale) if scale >= 1e-3 else 0.05
             low, high = low - pad, high + pad
+            if not math.isfinite(high * scale) or not math.isfinite(low * scale):  # ±1.8e308: pad inwards
+                shift = high - hi / scale if high > 0 else low - lo / scale
+                low, high = low - shift, high - shift
         span = (high - low) * scale
         fixed = None
         if 1e-3 <= scale < 1e6 and span >= 1e-4:
