@@ -18,7 +18,10 @@ class ExitCode(IntEnum):
     AUTH = 4
     JOB_FAILED = 5
     NOT_FOUND = 6
+    HANGUP = 129
     INTERRUPTED = 130
+    BROKEN_PIPE = 141
+    TERMINATED = 143
 
 
 EXIT_CODES: dict[ExitCode, str] = {
@@ -29,7 +32,10 @@ EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.AUTH: "authentication missing or rejected (401/403)",
     ExitCode.JOB_FAILED: "the job ended unsuccessfully (error, user_error, cancelled) under wait / --wait",
     ExitCode.NOT_FOUND: "not found (unknown job id)",
+    ExitCode.HANGUP: "the terminal hung up (SIGHUP); as for 130",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C); a job being waited on is not cancelled",
+    ExitCode.BROKEN_PIPE: "broken pipe: stdout's reader went away (e.g. head); the rest is dropped quietly",
+    ExitCode.TERMINATED: "terminated (SIGTERM); as for 130",
 }
 
 
@@ -72,6 +78,31 @@ class NotFound(FtctlError):
 class WaitTimeout(FtctlError):
     exit_code = ExitCode.TIMEOUT
     code = "timeout"
+
+
+class OutputError(FtctlError):
+    """stdout cannot take the output (closed, a full disk, an I/O error): the data is incomplete."""
+
+    exit_code = ExitCode.ERROR
+    code = "output_error"
+
+
+class BrokenPipe(OutputError):
+    """stdout's reader went away: not an error to report, the output simply stops (exit 141).
+    Not an ``OSError``, so that nothing on the way up (Click) handles it its own way."""
+
+    exit_code = ExitCode.BROKEN_PIPE
+    code = "broken_pipe"
+
+
+class Signalled(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so that the same clean-up runs (the live view puts the
+    cursor back); the process then exits 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum
 
 
 class JobFailed(FtctlError):
