@@ -200,7 +200,8 @@ def test_stream_full_stdout_is_one_line_and_exit_1(sim_job, command):
     problems = [line for line in proc.stderr.decode().splitlines() if not line.startswith("Note:")
                 and not line.startswith(job_id + "  ")]  # wait's progress lines
     assert proc.returncode == 1, problems
-    assert len(problems) == 1 and "No space left on device" in problems[0], problems
+    assert problems == ["Error: could not write the output to stdout: No space left on device"] or \
+        json.loads(problems[0])["error"]["code"] == "output_error", problems
 
 
 @pytest.mark.parametrize("how", ["closed", "full"])
