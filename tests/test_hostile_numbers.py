@@ -138,7 +138,7 @@ def test_values_wait_exits_0_in_a_real_process_after_the_job_ended(ftctl_proc, s
 
 def test_values_thresholds_print_exactly_but_compactly():
     from ftctl import early_stopping as es
-    from ftctl.output.explanation import exact_text
+    from ftctl.output.numbers import exact_text
 
     assert exact_text(es.exact_difference(-1e308, 0.0)) == "-1e+308"
     assert exact_text(es.exact_difference(1e-300, 0.0)) == "1e-300"
