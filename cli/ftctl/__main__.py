@@ -15,11 +15,63 @@ if TYPE_CHECKING:
 
 
 def main() -> None:
-    sys.exit(run(sys.argv[1:]))
+    """The process: its streams and signals first (``ftctl.output.terminal.prepare_streams``), then
+    the command, then stdout flushed here, where a failure can still be reported and change the code."""
+    from ftctl.output.terminal import prepare_streams
+
+    prepare_streams()
+    _catch_signals()
+    argv = sys.argv[1:]
+    code = run(argv)
+    sys.exit(_flush_stdout(code, _json_errors(argv)))
+
+
+def _catch_signals() -> None:
+    """SIGTERM and SIGHUP unwind like Ctrl-C (``Signalled``), so the live view restores the terminal
+    and the exit code is 128 + the signal's number."""
+    import signal
+
+    def raise_signalled(signum: int, frame: object) -> None:
+        from ftctl.errors import Signalled
+
+        raise Signalled(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), raise_signalled)
+
+
+def _json_errors(argv: list[str]) -> bool:
+    return any(a == "--json" or a == "--fields" or a.startswith("--fields=") for a in argv)
+
+
+def _flush_stdout(code: int, json_errors: bool) -> int:
+    from ftctl.errors import ExitCode, OutputError
+
+    try:
+        sys.stdout.flush()
+    except OutputError as exc:
+        _silence_stdout()
+        if code != 0:
+            return code
+        return int(ExitCode.BROKEN_PIPE) if exc.code == "broken_pipe" else _report(exc, json_errors)
+    return code
 
 
 def run(argv: list[str], environment: Environment | None = None) -> int:
     """Run one command; ``environment`` (the clock) defaults to the real process's."""
+    try:
+        return _run(argv, environment)
+    except Exception as exc:  # stdout failing outside the command (--version, a TAB completion)
+        from ftctl.errors import OutputError
+
+        if not isinstance(exc, OutputError):
+            raise
+        _silence_stdout()
+        return int(exc.exit_code) if exc.code == "broken_pipe" else _report(exc, _json_errors(argv))
+
+
+def _run(argv: list[str], environment: Environment | None) -> int:
     if argv in (["--version"], ["-V"]):  # the cheapest path: no Typer, nothing else
         from ftctl import __version__
 
@@ -33,7 +85,7 @@ def run(argv: list[str], environment: Environment | None = None) -> int:
             sys.stdout.write(answer[0])
             return answer[1]
     debug = "--debug" in argv
-    json_errors = any(a == "--json" or a == "--fields" or a.startswith("--fields=") for a in argv)
+    json_errors = _json_errors(argv)
     color = _option(argv, "--color") or "auto"
     import typer
     from typer import Abort
@@ -52,19 +104,31 @@ def run(argv: list[str], environment: Environment | None = None) -> int:
         where = f" (see 'ftctl{_subcommand(exc)} --help')"
         return _report(InvalidInput(exc.format_message() + where), json_errors, color)
     except FtctlError as exc:
+        if exc.code in ("output_error", "broken_pipe"):
+            _silence_stdout()
+            if exc.code == "broken_pipe":  # the reader of stdout went away: stop quietly (README, "Exit codes")
+                return int(exc.exit_code)
         if debug:
             import traceback
 
             traceback.print_exc()
         return _report(exc, json_errors, color)
-    except (KeyboardInterrupt, Abort):
+    except (KeyboardInterrupt, Abort) as exc:
+        from ftctl.errors import Signalled
+
+        signalled = exc if isinstance(exc, Signalled) else exc.__context__  # Click turns it into Abort
+        if isinstance(signalled, Signalled):
+            import signal
+
+            sys.stderr.write(f"\nTerminated ({signal.Signals(signalled.signum).name}).\n")
+            return signalled.exit_code
         sys.stderr.write("\nInterrupted.\n")
         return int(ExitCode.INTERRUPTED)
     except ClickException as exc:
         return _report(InvalidInput(exc.format_message()), json_errors, color)
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader of stdout went away: stop quietly (README, "Exit codes")
         _silence_stdout()
-        return 0
+        return int(ExitCode.BROKEN_PIPE)
     except Exception as exc:  # a bug: say so in one line, the traceback only with --debug
         if debug:
             raise
@@ -106,10 +170,9 @@ def _report(exc: FtctlError, json_errors: bool, color: str = "auto") -> int:
 
 
 def _silence_stdout() -> None:
-    try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except OSError:
-        pass
+    from ftctl.output.terminal import silence
+
+    silence(sys.stdout)
 
 
 if __name__ == "__main__":

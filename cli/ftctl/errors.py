@@ -18,7 +18,10 @@ class ExitCode(IntEnum):
     AUTH = 4
     JOB_FAILED = 5
     NOT_FOUND = 6
+    HANGUP = 129
     INTERRUPTED = 130
+    BROKEN_PIPE = 141
+    TERMINATED = 143
 
 
 EXIT_CODES: dict[ExitCode, str] = {
@@ -30,7 +33,10 @@ EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.JOB_FAILED: "the job ended unsuccessfully (error, user_error, cancelled) under wait / --wait, "
                          "or has no model to download",
     ExitCode.NOT_FOUND: "not found (unknown job id, or no checkpoint at that step)",
+    ExitCode.HANGUP: "the terminal hung up (SIGHUP); as for 130",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C); a job being waited on is not cancelled",
+    ExitCode.BROKEN_PIPE: "broken pipe: stdout's reader went away (e.g. head); the rest is dropped quietly",
+    ExitCode.TERMINATED: "terminated (SIGTERM); as for 130",
 }
 
 
@@ -86,6 +92,31 @@ class NotReady(FtctlError):
 
     exit_code = ExitCode.TIMEOUT
     code = "not_ready"
+
+
+class OutputError(FtctlError):
+    """stdout cannot take the output (closed, a full disk, an I/O error): the data is incomplete."""
+
+    exit_code = ExitCode.ERROR
+    code = "output_error"
+
+
+class BrokenPipe(OutputError):
+    """stdout's reader went away: not an error to report, the output simply stops (exit 141).
+    Not an ``OSError``, so that nothing on the way up (Click) handles it its own way."""
+
+    exit_code = ExitCode.BROKEN_PIPE
+    code = "broken_pipe"
+
+
+class Signalled(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so that the same clean-up runs (the live view puts the
+    cursor back); the process then exits 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum
 
 
 class JobFailed(FtctlError):

@@ -37,6 +37,11 @@ def read(path: str) -> SavedHistory:
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"--from-file {path} is not JSON ({exc.msg} at line {exc.lineno}); "
                            f"expected {SHAPES}") from None
+    except RecursionError:  # [[[[...: deeper than any history, and than the parser's stack
+        raise InvalidInput(f"--from-file {path} nests JSON too deeply to be a saved history; expected {SHAPES}") from None
+    except ValueError as exc:  # an integer of thousands of digits (Python's int_max_str_digits)
+        raise InvalidInput(f"--from-file {path} holds a number too long to read ({str(exc).split(':')[0]}); "
+                           f"expected {SHAPES}") from None
     return parse(data, name=path)
 
 

@@ -74,10 +74,14 @@ def _split(text: str | None, kind: type, option: str) -> list[Any]:
     for part in text.split(","):
         part = part.strip()
         try:
+            if not part.isascii():  # int() would take "١٢" for 12
+                raise ValueError(part)
             values.append(kind(part))
         except ValueError:
             raise InvalidInput(f"{option} takes {'integers' if kind is int else 'numbers'} separated by commas "
                                f"(got {text!r})") from None
+        if kind is float and values[-1] in (float("inf"), float("-inf")) and "inf" not in part.lower():
+            raise InvalidInput(f"{option} {part} is beyond the largest number a float holds (about 1.8e308)")
     return values
 
 

@@ -33,13 +33,13 @@ def wait_for(session: Session, job_id: str, *, timeout: str | None, interval: st
     try:
         with View(term, watch, interval=i) as view:
             job = service.wait(watch, interval=i, timeout=t, on_update=view.update)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (ftctl.errors.Signalled)
         status = watch.job.get("status", "running")
         term.note(f"\nStopped waiting; job {job_id} is still {status} (it was not cancelled). "
                   f"Resume with: ftctl wait {job_id} · cancel with: ftctl cancel {job_id}")
         if session.json and watch.job:
             session.emit(watch.job)
-        raise typer.Exit(130) from None
+        raise typer.Exit(getattr(exc, "exit_code", 130)) from None
     except WaitTimeout:
         if session.json and watch.job:
             session.emit(watch.job)  # the state at the deadline, for scripts

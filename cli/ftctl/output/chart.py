@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Sequence
 
@@ -99,8 +100,56 @@ def can_draw_unicode(encoding: str | None) -> bool:
         return False
 
 
-def _fmt_value(value: float, decimals: int) -> str:
-    return f"{value:.{decimals}f}"
+class YScale:
+    """Any finite floats (1e-320 to ±1.8e308) onto rows, without overflow or a division by zero.
+
+    Values are divided by their largest magnitude first, so differences stay within ±2 however large
+    the values are, and a range that rounds to nothing (subnormals, one value) is padded to 5 % of it.
+    Labels are fixed-point for everyday losses and in %g form when that would be too wide or too coarse.
+    """
+
+    def __init__(self, low: float, high: float, scale: float, height: int, fixed: int | None) -> None:
+        self.low, self.high, self.scale, self.height, self.fixed = low, high, scale, height, fixed
+        self.per_row = (height - 1) / (high - low)  # rows per unit
+
+    @classmethod
+    def of(cls, finite: Sequence[float], height: int) -> YScale:
+        lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+        scale = max(abs(lo), abs(hi))
+        if not 0 < scale < math.inf:
+            scale = 1.0
+        low, high = lo / scale, hi / scale
+        if high - low < 1e-12:  # flat: centre it; everyday values keep the old absolute padding
+            pad = max(abs(high) * 0.05, 0.05 / scale) if scale >= 1e-3 else 0.05
+            low, high = low - pad, high + pad
+            if not math.isfinite(high * scale) or not math.isfinite(low * scale):  # ±1.8e308: pad inwards
+                shift = high - hi / scale if high > 0 else low - lo / scale
+                low, high = low - shift, high - shift
+        span = (high - low) * scale
+        fixed = None
+        if 1e-3 <= scale < 1e6 and span >= 1e-4:
+            fixed = min(6, max(0, 2 - math.floor(math.log10(span))))
+        return cls(low, high, scale, height, fixed)
+
+    def unit(self, value: float) -> float:
+        return value / self.scale
+
+    def unit_row(self, unit: float) -> int:
+        r = (self.high - unit) * self.per_row + 0.5
+        return int(min(self.height - 1, max(0.0, r))) if r == r else 0
+
+    def row(self, value: float) -> int:
+        return self.unit_row(value / self.scale)
+
+    def label(self, r: int) -> str:
+        unit = self.high - r / self.per_row
+        value = unit * self.scale
+        if not math.isfinite(value):  # a padded edge beyond the largest float
+            value = math.copysign(sys.float_info.max, unit)
+        if self.fixed is not None:
+            return f"{value:.{self.fixed}f}"
+        digits = min(17, max(3, 2 - math.floor(math.log10(self.high - self.low))))
+        return f"{value:.{digits}g}"
 
 
 def nice_ticks(low: float, high: float, count: int) -> list[float]:
@@ -132,27 +181,20 @@ def render(steps: Sequence[int], values: Sequence[float], *, best_step: int | No
     height = max(3, height)
     finite = [v for v in values if math.isfinite(v)]
     finite += [v for _, v in train if math.isfinite(v)]
-    if finite:
-        low, high = min(finite), max(finite)
-    else:
-        low, high = 0.0, 1.0
-    if high - low < 1e-12 * max(1.0, abs(high)):
-        pad = max(abs(high) * 0.05, 0.05)
-        low, high = low - pad, high + pad
-    decimals = min(6, max(0, 2 - math.floor(math.log10(high - low))))
-    label_w = max(len(_fmt_value(v, decimals)) for v in (low, high))
+    y = YScale.of(finite, height)
+    # Y axis labels at the top, bottom and a few rows between.
+    label_rows = {0, height - 1} | {round(k * (height - 1) / 4) for k in range(1, 4)} if height >= 9 else {0, height - 1}
+    label_w = max(len(y.label(r)) for r in label_rows)
     plot_w = max(MIN_WIDTH, width) - label_w - 2
     x0, x1 = 0, max(x_max or 0, steps[-1])
     if x1 <= x0:
         x1 = x0 + 1
     x_scale = (plot_w - 1) / (x1 - x0)
-    y_scale = (height - 1) / (high - low)
 
     def col(step: float) -> int:
         return min(plot_w - 1, max(0, int((step - x0) * x_scale + 0.5)))
 
-    def row(value: float) -> int:
-        return min(height - 1, max(0, int((high - value) * y_scale + 0.5)))
+    row = y.row
 
     grid: list[list[tuple[str, str | None]]] = [[(" ", None)] * plot_w for _ in range(height)]
 
@@ -166,10 +208,10 @@ def render(steps: Sequence[int], values: Sequence[float], *, best_step: int | No
         for step, value in train:
             if math.isfinite(value):
                 acc = sums.setdefault(col(step), [0.0, 0])
-                acc[0] += value
+                acc[0] += y.unit(value)
                 acc[1] += 1
         for c, (total, n) in sums.items():
-            put(row(total / n), c, g.train, "train")
+            put(y.unit_row(total / n), c, g.train, "train")
 
     # Evaluations bucketed by column: (min, max, count, last index) of the finite ones.
     warmup, streak = set(warmup_steps), set(streak_steps)
@@ -198,10 +240,10 @@ def render(steps: Sequence[int], values: Sequence[float], *, best_step: int | No
     for a, b in zip(columns, columns[1:]):
         if b - a < 2 or any(a < c < b for c in gap_cols):
             continue
-        va, vb = values[buckets[a][3]], values[buckets[b][3]]
+        va, vb = y.unit(values[buckets[a][3]]), y.unit(values[buckets[b][3]])  # unit: no overflow
         for c in range(a, b + 1):  # each column covers the line from c - 0.5 to c + 0.5
             ends = [va + (vb - va) * (min(b, max(a, x)) - a) / (b - a) for x in (c - 0.5, c + 0.5)]
-            for r in range(row(max(ends)), row(min(ends)) + 1):
+            for r in range(y.unit_row(max(ends)), y.unit_row(min(ends)) + 1):
                 put(r, c, g.link, "link")
     for c in columns:
         lo, hi, n, last = buckets[c]
@@ -230,12 +272,10 @@ def render(steps: Sequence[int], values: Sequence[float], *, best_step: int | No
             c = c - 1 if c > 0 else c + 1
         put(r, c, g.best, "best")
 
-    # Y axis labels at the top, bottom and a few rows between.
-    label_rows = {0, height - 1} | {round(k * (height - 1) / 4) for k in range(1, 4)} if height >= 9 else {0, height - 1}
     axis = STYLES["axis"]
     for r in range(height):
         if r in label_rows:
-            label = _fmt_value(high - r / y_scale, decimals).rjust(label_w)
+            label = y.label(r).rjust(label_w)
             prefix = [(ch, axis) for ch in label] + [(" ", None), (g.tick_y, axis)]
         else:
             prefix = [(" ", None)] * (label_w + 1) + [(g.v, axis)]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ftctl import early_stopping as es
-from ftctl.output.numbers import fmt_loss
+from ftctl.output.numbers import exact_text, fmt_loss
 from ftctl.wire import FAILED_STATUSES, failure_reason
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def settings_text(s: es.Settings) -> str:
 
 def _threshold(best: float, min_delta: float) -> str:
     """What an evaluation had to be below to count: the rule's own exact arithmetic."""
-    return str(es.exact_difference(best, min_delta))
+    return exact_text(es.exact_difference(best, min_delta))
 
 
 def _of(a: Analysis) -> str:
@@ -116,6 +116,12 @@ def disagreement(a: Analysis) -> str:
     """One line naming both answers; the server's is the one shown as the truth."""
     check = a.cross_check
     assert check.server is not None
+    if a.settings_source == "assumed_defaults":  # ftctl lost (or never had) the settings: the likely cause
+        return (f"the server's verdict ({_verdict(check.server)}) is not what the server's default settings "
+                f"({settings_text(a.settings)}, assumed: ftctl has no record of this job's) give "
+                f"({_verdict(check.replay)}), so the job most likely ran with other settings. Showing the "
+                "server's answer; give the job's settings to explain --patience/--min-delta/--warmup-evals "
+                "to replay with them.")
     return (f"the server and the replay disagree ({', '.join(check.differences)}): the server says "
             f"{_verdict(check.server)}; replaying the history with {settings_text(a.settings)} gives "
             f"{_verdict(check.replay)}. Showing the server's answer.")
@@ -248,12 +254,14 @@ def _server_only(a: Analysis) -> list[Line]:
     """The server's verdict when the replay cannot reproduce whether it fired."""
     best = (f"eval_loss {fmt_loss(a.best_eval_loss)} at step {a.best_step}" if a.best_eval_loss is not None
             else "no finite eval_loss")
+    replay = "a replay with the assumed default settings" if a.settings_source == "assumed_defaults" \
+        else "the replay of the history"
     if a.fired:
         refund = _refund(a, a.halt_step)
-        return [Line(0, f"Early stopping fired at step {a.halt_step} (the server's answer; the replay of the "
-                        "history does not reproduce it)."),
+        return [Line(0, f"Early stopping fired at step {a.halt_step} (the server's answer; {replay} "
+                        "does not reproduce it)."),
                 Line(2, f"Best: {best}; that checkpoint was promoted." + (f" {refund}" if refund else ""))]
-    return [Line(0, f"Early stopping did not fire (the server's answer; the replay of the history says it "
+    return [Line(0, f"Early stopping did not fire (the server's answer; {replay} says it "
                     f"would have): the final model is the checkpoint from the last step ({_last_step(a)})."),
             Line(2, f"Best: {best}.")]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ftctl.output.numbers import fmt_loss
+from ftctl.output.numbers import exact_text, fmt_loss
 from ftctl.output.terminal import Terminal
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def rule_text(watch: Watch) -> list[str]:
         parts.append(f"non-improving: {state.streak} of {s.patience} (patience)")
     else:
         parts.append(f"warmup {state.evals} of {s.warmup_evals}")
-    parts.append(f"next eval must be below {watch.threshold}")
+    parts.append(f"next eval must be below {exact_text(watch.threshold)}")
     return parts
 
 

@@ -12,9 +12,12 @@ type (a server's string) is shown as it came, never an error.
 from __future__ import annotations
 
 import math
+from decimal import Context, Decimal
 from typing import Any
 
 from ftctl.wire import wire_float
+
+_EXACT = Context(prec=1000)  # as ftctl.early_stopping: exact for any two floats
 
 
 def fmt_loss(value: Any, precision: str = "exact") -> str:
@@ -31,3 +34,15 @@ def fmt_loss(value: Any, precision: str = "exact") -> str:
     if precision == "short" and len(text) > 8:
         return f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.4f}"
     return text
+
+
+def exact_text(d: Decimal) -> str:
+    """An exact decimal as written, in exponent form when positional digits would run long
+    (1e308 − 0 has 309 of them), and rounded to 17 significant digits (marked ~) past that."""
+    text = str(d)
+    if len(text) <= 24:
+        return text.replace("E", "e")
+    d = d.normalize(_EXACT)
+    if len(d.as_tuple().digits) <= 17:
+        return f"{d:e}".replace("E", "e")
+    return "~" + f"{d:.16e}".replace("E", "e")

@@ -9,10 +9,11 @@ an image is asked for.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from ftctl.errors import FtctlError, InvalidInput
+from ftctl.errors import ApiError, FtctlError, InvalidInput
 
 if TYPE_CHECKING:
     from ftctl.analysis import Analysis
@@ -25,14 +26,34 @@ class MissingExtra(FtctlError):
 
 
 def check_path(path: str) -> Path:
-    """Refuse an unsupported format before anything is fetched."""
+    """Refuse an unsupported format or a place that cannot be written, before anything is fetched."""
     target = Path(path)
     suffix = target.suffix.lower().lstrip(".")
-    if suffix not in FORMATS:
+    if suffix not in FORMATS or not target.stem:
         raise InvalidInput(f"--plot writes PNG or SVG: the file name must end in .png or .svg (got {path!r})")
-    if not target.parent.is_dir():
-        raise InvalidInput(f"--plot {path}: the directory {str(target.parent)!r} does not exist")
+    parent = target.parent
+    if not parent.is_dir():
+        raise InvalidInput(f"--plot {path}: the directory {str(parent)!r} does not exist")
+    if target.is_dir():
+        raise InvalidInput(f"--plot {path}: is a directory; give a file name")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise InvalidInput(f"--plot {path}: the file exists and is not writable")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidInput(f"--plot {path}: the directory {str(parent)!r} is not writable")
     return target
+
+
+def _scaled(values: Sequence[float]) -> tuple[float, int]:
+    """A power of ten to divide the values by when matplotlib cannot place them itself (beyond
+    about 1e150 its limits overflow; below 1e-150 its tick locator divides by zero)."""
+    finite = [abs(v) for v in values if math.isfinite(v) and v]
+    if not finite:
+        return 1.0, 0
+    big, small = max(finite), min(finite)
+    if big < 1e150 and small > 1e-150:
+        return 1.0, 0
+    k = math.floor(math.log10(big))
+    return 10.0 ** k if -308 <= k <= 308 else 1.0, k
 
 
 def write(analysis: Analysis, path: str, *, train: Sequence[tuple[int, float]] = (),
@@ -50,7 +71,14 @@ def write(analysis: Analysis, path: str, *, train: Sequence[tuple[int, float]] =
                            hint="install the extra: pip install 'ftctl[plot]'") from None
     from ftctl.output.chart import UNICODE, legend
 
-    evaluations = analysis.evaluations
+    from types import SimpleNamespace
+
+    unit, power = _scaled([e.eval_loss for e in analysis.evaluations] + [v for _, v in train])
+    # Everything drawn below goes through ``y``: the same picture, in units of 10**power.
+    evaluations = [SimpleNamespace(step=e.step, warmup=e.warmup, eval_loss=e.eval_loss / unit)
+                   for e in analysis.evaluations]
+    train = [(s, v / unit) for s, v in train]
+    best_eval_loss = analysis.best_eval_loss / unit if analysis.best_eval_loss is not None else None
     steps = [e.step for e in evaluations]
     values = [e.eval_loss if math.isfinite(e.eval_loss) else math.nan for e in evaluations]
     fig, ax = plt.subplots(figsize=(9, 4.8), dpi=110)
@@ -75,8 +103,8 @@ def write(analysis: Analysis, path: str, *, train: Sequence[tuple[int, float]] =
         if bad:
             ax.plot([e.step for e in bad], [bottom if e.eval_loss < 0 else top for e in bad], marker="$!$",
                     linestyle="none", color="tab:purple", markersize=10, label="non-finite eval_loss")
-        if analysis.best_eval_loss is not None and analysis.best_step is not None:
-            ax.plot([analysis.best_step], [analysis.best_eval_loss], "*", color="tab:green", markersize=16,
+        if best_eval_loss is not None and analysis.best_step is not None:
+            ax.plot([analysis.best_step], [best_eval_loss], "*", color="tab:green", markersize=16,
                     zorder=5, label=f"best @ step {analysis.best_step}")
         halt = analysis.halt_step
         if halt is not None:
@@ -91,7 +119,7 @@ def write(analysis: Analysis, path: str, *, train: Sequence[tuple[int, float]] =
         if analysis.total_steps:
             ax.set_xlim(0, max(analysis.total_steps, steps[-1] if steps else 0))
         ax.set_xlabel("step")
-        ax.set_ylabel("eval_loss")
+        ax.set_ylabel("eval_loss" if unit == 1.0 else f"eval_loss (× 1e{power})")
         ax.grid(True, color="0.9")
         ax.legend(loc="upper right", fontsize=8)
         if title:
@@ -99,10 +127,48 @@ def write(analysis: Analysis, path: str, *, train: Sequence[tuple[int, float]] =
         words = legend(analysis, UNICODE)[0]
         fig.text(0.01, 0.01, words.replace(UNICODE.best + " ", "").replace(UNICODE.halt + " ", ""), fontsize=9)
         fig.subplots_adjust(bottom=0.2)
-        fig.savefig(target, format=target.suffix.lower().lstrip("."), metadata=_metadata(target))
+        _save(fig, target)
+    except (ArithmeticError, ValueError, np_error()) as exc:  # a history matplotlib cannot place
+        raise ApiError(f"--plot {target}: could not draw this history ({type(exc).__name__}: {exc}); "
+                       "the terminal chart and --json still show it") from None
     finally:
         plt.close(fig)
     return target
+
+
+def np_error() -> type[Exception]:
+    try:
+        from numpy.linalg import LinAlgError
+    except ImportError:  # pragma: no cover - matplotlib depends on numpy
+        return ArithmeticError
+    return LinAlgError
+
+
+def _save(fig: object, target: Path) -> None:
+    """Write beside the target and rename over it: a failed write (a full disk) leaves any
+    previous file whole and no partial one behind."""
+    import tempfile
+
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format=target.suffix.lower().lstrip("."), metadata=_metadata(target))  # type: ignore[attr-defined]
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise ApiError(f"--plot {target}: could not write the file ({exc.strerror or exc})") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _metadata(target: Path) -> dict[str, str | None]:
