@@ -3,6 +3,7 @@ ftctl in-process (fast) or as a real subprocess (exit codes, TTY, start-up)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -95,7 +96,12 @@ def sim_time(run_environment: dict) -> SimulatedTime:
 def ftctl(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, run_environment: dict):
     """Run ftctl in this process: ``ftctl("retrieve", ID, "--json", env={...})``."""
 
-    def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    def invoke(*args: str, env: dict[str, str] | None = None, tty: int | None = None) -> Result:
+        """``tty=N``: stdout is a terminal N columns wide (1: its real width)."""
+        environment = run_environment["environment"]
+        if tty is not None:
+            environment = dataclasses.replace(environment or Environment(), tty=True,
+                                              width=tty if tty > 1 else None)
         capsys.readouterr()
         with monkeypatch.context() as m:
             for key, value in (env or {}).items():
@@ -103,7 +109,7 @@ def ftctl(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, r
                     m.delenv(key, raising=False)
                 else:
                     m.setenv(key, value)
-            code = ftctl_run([str(a) for a in args], run_environment["environment"])
+            code = ftctl_run([str(a) for a in args], environment)
         out, err = capsys.readouterr()
         return Result(code, out, err)
 

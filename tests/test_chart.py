@@ -193,7 +193,7 @@ def test_off_a_terminal_the_chart_is_the_fixed_plain_width(ftctl, scenario_file)
 @pytest.mark.parametrize("color", ["always", "never"])
 def test_on_a_terminal_the_chart_follows_its_width_with_or_without_colour(ftctl, scenario_file, color):
     job_id = worked_job_id(ftctl, scenario_file)
-    out = ftctl("metrics", job_id, "--color", color, env={"FTCTL_FORCE_TTY": "72"}).stdout
+    out = ftctl("metrics", job_id, "--color", color, tty=72).stdout
     coloured = "\x1b[32m" in out or "\x1b[1;32m" in out
     assert coloured is (color == "always")
     plain = ANSI.sub("", out)
@@ -207,7 +207,7 @@ def test_a_long_history_keeps_the_rows_that_matter(ftctl, scenario_file):
     losses = [2.0 - i / 100 for i in range(60)] + [1.5] * 2  # best at eval 60, then two worse ones
     job_id = ftctl(*BASE, "--n-evals", str(len(losses)), "--early-stopping", "--sim-scenario",
                    scenario_file(losses, steps_per_epoch=len(losses)), "-q").stdout.strip()
-    tty = ftctl("metrics", job_id, "--color", "never", env={"FTCTL_FORCE_TTY": "100"})
+    tty = ftctl("metrics", job_id, "--color", "never", tty=100)
     assert "The table shows 11 of 62 evaluations" in tty.stderr
     lines = tty.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["EVAL", "STEP"]) + 1

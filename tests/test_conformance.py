@@ -10,7 +10,6 @@ undocumented error status against the spec's error envelope, ``ErrorData``).
 from __future__ import annotations
 
 import copy
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable

@@ -52,7 +52,7 @@ def test_worked_example_summary_shows_best_halt_and_refund_at_a_glance(ftctl, sc
     plain = ftctl("retrieve", job_id)
     assert "early_stopping_best_step\t48\n" in plain.stdout
     assert "steps_refunded" not in plain.stdout  # not a field of the job: --fields could not ask for it
-    tty = ftctl("retrieve", job_id, env={"FTCTL_FORCE_TTY": "120"})
+    tty = ftctl("retrieve", job_id, tty=120)
     assert "halted at step 72 · best eval_loss 0.4213 at step 48 (promoted) · 48 of 120 steps refunded" in tty.stdout
 
 

@@ -231,7 +231,7 @@ def test_served_download_speaks_ranges_like_the_api(srv, served_job):
     assert tail.status_code == 206 and tail.content == full.content[1000:]
     assert httpx.get(url, headers={**headers, "Range": f"bytes={total}-"}).status_code == 416
     errors = {
-        f"ft_id=ft-00000000-0000-0000-0000-000000000000&checkpoint=merged": 404,
+        "ft_id=ft-00000000-0000-0000-0000-000000000000&checkpoint=merged": 404,
         f"ft_id={served_job}&checkpoint=merged&checkpoint_step=25": 404,
         f"ft_id={served_job}": 400,
         f"ft_id={served_job}&checkpoint=lora": 400,

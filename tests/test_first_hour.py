@@ -36,7 +36,7 @@ def failed(ftctl) -> str:
 
 
 def tty(ftctl, *args: str, width: int):
-    result = ftctl(*args, env={"FTCTL_FORCE_TTY": str(width), "NO_COLOR": "1"})
+    result = ftctl(*args, tty=width, env={"NO_COLOR": "1"})
     assert result.exit_code == 0, result.stderr
     return result.stdout.splitlines()
 
@@ -121,7 +121,7 @@ def test_failure_is_null_for_a_job_that_did_not_fail(ftctl, stopped):
 
 
 def test_wait_says_why_a_job_failed(ftctl, failed):
-    result = ftctl("wait", failed, env={"FTCTL_FORCE_TTY": "100", "NO_COLOR": "1"})
+    result = ftctl("wait", failed, tty=100, env={"NO_COLOR": "1"})
     assert result.exit_code == 5
     assert f"error: {REASON}" in result.stdout  # the report's job view
     assert f"ended error: {REASON}" in result.stderr  # the exit-5 line
@@ -147,7 +147,7 @@ def test_every_field_the_piped_job_view_prints_can_be_asked_for(ftctl, stopped):
 
 def test_create_echoes_the_early_stopping_settings_it_sent(ftctl):
     on = ftctl(*BASE, "--n-evals", "10", "--early-stopping", "--patience", "3", "--min-delta", "0.01",
-               env={**SLOW, "FTCTL_FORCE_TTY": "120", "NO_COLOR": "1"})
+               tty=120, env={**SLOW, "NO_COLOR": "1"})
     assert on.exit_code == 0, on.stderr
     assert "early stop  on (patience 3, min_delta 0.01, warmup 1) · not fired (yet)" in on.stdout
     piped = ftctl(*BASE, "--n-evals", "10", "--early-stopping", env=SLOW)
@@ -165,5 +165,5 @@ def test_a_pending_job_tells_on_from_off(ftctl):
 
 
 def test_the_reason_is_said_once_on_a_terminal(ftctl, failed):
-    out = ftctl("metrics", failed, env={"FTCTL_FORCE_TTY": "120", "NO_COLOR": "1"}).stdout
+    out = ftctl("metrics", failed, tty=120, env={"NO_COLOR": "1"}).stdout
     assert out.count(REASON) == 1  # in the job view, not again in the explanation under it

@@ -14,7 +14,6 @@ import errno
 import json
 import math
 import re
-from pathlib import Path
 
 import pytest
 
@@ -89,7 +88,7 @@ def test_values_any_float_renders(ftctl, job_for, tmp_path, family, command):
         _assert_rendered(result)
         assert "(no evaluations yet)" in result.stdout or "└" in result.stdout
     elif command == "metrics-terminal":
-        result = ftctl("metrics", job_id, "--color", "always", env={"FTCTL_FORCE_TTY": "80"})
+        result = ftctl("metrics", job_id, "--color", "always", tty=80)
         _assert_rendered(result, width=80)
     elif command == "metrics-ascii":
         from ftctl.output import chart

@@ -11,7 +11,6 @@ Families (each a parametrised matrix, so ``pytest -v`` counts tries and failures
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import select

@@ -175,7 +175,7 @@ def test_durations(text, seconds):
 
 def test_live_view_on_a_terminal(ftctl, scenario_file, sim_time):
     job_id = worked(ftctl, scenario_file)
-    result = ftctl("wait", job_id, env={**SLOW, "FTCTL_FORCE_TTY": "100", "NO_COLOR": "1"})
+    result = ftctl("wait", job_id, tty=100, env={**SLOW, "NO_COLOR": "1"})
     assert result.exit_code == 0
     frames = ANSI.sub("", result.stdout)
     assert "non-improving: 1 of 2 (patience) · next eval must be below 0.4213" in frames

@@ -80,7 +80,7 @@ def test_sweep_table_and_json(ftctl, scenario_file):
             for w in data["what_if"]] == [(1, 0.0, 72, 60, 48), (1, 0.35, 36, 24, 84), (2, 0.0, 84, 60, 36),
                                           (2, 0.35, 84, 60, 36)]
     assert data["early_stopping"]["enabled"] is False
-    tty = ftctl("explain", job_id, "--patience", "1,2", env={"FTCTL_FORCE_TTY": "100"})
+    tty = ftctl("explain", job_id, "--patience", "1,2", tty=100)
     assert "What if" in tty.stdout and "HALT STEP" in tty.stdout
 
 

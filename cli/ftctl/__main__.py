@@ -59,7 +59,7 @@ def _flush_stdout(code: int, json_errors: bool) -> int:
 
 
 def run(argv: list[str], environment: Environment | None = None) -> int:
-    """Run one command; ``environment`` (the clock) defaults to the real process's."""
+    """Run one command; ``environment`` (clock, streams, terminal) defaults to the real process's."""
     try:
         return _run(argv, environment)
     except Exception as exc:  # stdout failing outside the command (--version, a TAB completion)

@@ -1,12 +1,17 @@
-"""The world one run of ftctl sees beyond its arguments: its clock (and, as the terminal moves
-here, its streams). The entry point builds it from the real process; tests hand ``run`` their own
-instead of patching module functions. Imports nothing of ftctl."""
+"""The world one run of ftctl sees beyond its arguments: its clock, its streams, whether stdout is a
+terminal and how wide, and its environment variables. The entry point builds it from the real
+process; tests hand ``run`` their own instead of patching module functions or the process.
+Imports nothing of ftctl."""
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import IO, Callable, Mapping
+
+ENV_FORCE_TTY = "FTCTL_FORCE_TTY"  # users' knob (screenshots, `script`), like GH_FORCE_TTY: "1" or a width
 
 
 @dataclass(frozen=True)
@@ -20,4 +25,47 @@ class Clock:
 
 @dataclass(frozen=True)
 class Environment:
+    """``None`` everywhere means "the real process's, read when used" (so pytest's captured
+    streams and a test's environment variables are seen)."""
+
     clock: Clock = field(default_factory=Clock)
+    vars: Mapping[str, str] | None = None
+    stdin: IO[str] | None = None
+    stdout: IO[str] | None = None
+    stderr: IO[str] | None = None
+    tty: bool | None = None  # is stdout a terminal? None: ask it (or FTCTL_FORCE_TTY)
+    width: int | None = None  # columns when it is; None: the terminal's (or FTCTL_FORCE_TTY=N)
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        return os.environ if self.vars is None else self.vars
+
+    @property
+    def out(self) -> IO[str]:
+        return self.stdout or sys.stdout
+
+    @property
+    def err(self) -> IO[str]:
+        return self.stderr or sys.stderr
+
+    @property
+    def input(self) -> IO[str]:
+        return self.stdin or sys.stdin
+
+    def stdout_is_tty(self) -> bool:
+        if self.tty is not None:
+            return self.tty
+        return self.env.get(ENV_FORCE_TTY, "") not in ("", "0") or isatty(self.out)
+
+    def forced_width(self) -> int | None:
+        if self.width is not None:
+            return self.width
+        forced = self.env.get(ENV_FORCE_TTY, "")
+        return int(forced) if forced.isdigit() and int(forced) > 1 else None
+
+
+def isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -75,7 +75,7 @@ class Session:
         from ftctl.environment import Environment
 
         self.environment = environment or Environment()
-        self.term = Terminal(color=color)
+        self.term = Terminal(color=color, environment=self.environment)
         self.output = output
         self.fields = None
         if fields is not None:

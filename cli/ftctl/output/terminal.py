@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from typing import IO, TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ftctl.environment import Environment, isatty
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 COLOR_CHOICES = ("auto", "always", "never")
 PLAIN_WIDTH = 100  # fixed width for drawings when stdout is not a terminal, so output is stable
-ENV_FORCE_TTY = "FTCTL_FORCE_TTY"  # treat stdout as a terminal (tests, screenshots), like GH_FORCE_TTY
 
 
 def color_enabled(flag: str, stream_is_tty: bool, env: Mapping[str, str] | None = None) -> bool:
@@ -36,37 +37,26 @@ def color_enabled(flag: str, stream_is_tty: bool, env: Mapping[str, str] | None 
     return stream_is_tty
 
 
-def _isatty(stream: IO[str]) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 class Terminal:
-    def __init__(self, *, color: str = "auto", stdout: IO[str] | None = None,
-                 stderr: IO[str] | None = None) -> None:
-        self.out = stdout or sys.stdout
-        self.err = stderr or sys.stderr
-        forced = os.environ.get(ENV_FORCE_TTY, "")
-        self.is_tty = forced not in ("", "0") or _isatty(self.out)
-        self.color = color_enabled(color, self.is_tty)
-        self.err_color = color_enabled(color, _isatty(self.err))
+    def __init__(self, *, color: str = "auto", environment: Environment | None = None) -> None:
+        self.environment = environment = environment or Environment()
+        self.out = environment.out
+        self.err = environment.err
+        self.is_tty = environment.stdout_is_tty()
+        self.color = color_enabled(color, self.is_tty, environment.env)
+        self.err_color = color_enabled(color, isatty(self.err), environment.env)
         self._console: Console | None = None
 
     @property
     def width(self) -> int:
         if not self.is_tty:
             return PLAIN_WIDTH
-        forced = os.environ.get(ENV_FORCE_TTY, "")
-        if forced.isdigit() and int(forced) > 1:
-            return int(forced)
-        return shutil.get_terminal_size((PLAIN_WIDTH, 24)).columns
+        return self.environment.forced_width() or shutil.get_terminal_size((PLAIN_WIDTH, 24)).columns
 
     @property
     def interactive(self) -> bool:
         """May ftctl ask a question? Only when stdin and stdout are both terminals."""
-        return self.is_tty and _isatty(sys.stdin)
+        return self.is_tty and isatty(self.environment.input)
 
     # -- stdout: data ---------------------------------------------------------------------------
 
@@ -82,15 +72,13 @@ class Terminal:
     def console(self) -> Console:
         """A Rich console on stdout, for terminal layouts."""
         if self._console is None:
-            from rich.console import Console
-
             # Our colour decision is final: Rich would drop colour on TERM=dumb even under --color always.
-            system = ("auto" if self.is_tty and os.environ.get("TERM") != "dumb" else "standard") \
+            system = ("auto" if self.is_tty and self.environment.env.get("TERM") != "dumb" else "standard") \
                 if self.color else None
             self._console = _console_class()(file=self.out, force_terminal=self.is_tty, width=self.width,
-                                    no_color=not self.color, color_system=system,
-                                    highlight=False, emoji=False, soft_wrap=not self.is_tty,
-                                    markup=False)  # API text is data: "[x]" in a model name stays as is
+                                             no_color=not self.color, color_system=system,
+                                             highlight=False, emoji=False, soft_wrap=not self.is_tty,
+                                             markup=False)  # API text is data: "[x]" stays as it is
         return self._console
 
     def show(self, renderable: Any) -> None:
