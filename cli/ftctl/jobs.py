@@ -164,7 +164,10 @@ class Service:
 
     def load_runs(self, job_ids: list[str], from_files: list[str] = (), *, events: bool = False) -> list[Run]:
         """Several runs (``report``, ``compare``): the jobs from the backend, then the saved histories
-        (``--from-file``, no network); ``events``: fetch each job's event log too."""
+        (``--from-file``, no network); ``events``: fetch each job's event log too (a failed job's
+        always: it says why)."""
+        from ftctl.wire import FAILED_STATUSES
+
         if not job_ids and not from_files:
             raise InvalidInput("give one or more job ids, or --from-file FILE (repeatable) for saved histories")
         for job_id in job_ids:
@@ -172,7 +175,7 @@ class Service:
         runs = []
         for job_id in job_ids:
             run = self.run(job_id)
-            if events:
+            if events or (run.job or {}).get("status") in FAILED_STATUSES:
                 run.events = self.backend.events(job_id)
             runs.append(run)
         return runs + [self.load_run(None, path) for path in from_files]
