@@ -85,9 +85,14 @@ def wait_for_all(session: Session, job_ids: list[str], *, timeout: str | None, i
 
 def _interrupted(session: Session, watches: list) -> None:
     ids = " ".join(w.job_id for w in watches)
-    states = ", ".join(f"{w.job_id} {w.job.get('status', 'running')}" for w in watches)
-    session.term.note(f"\nStopped waiting; {'job' if len(watches) == 1 else 'jobs'} {states} "
-                      f"(not cancelled). Resume with: ftctl wait {ids} · cancel with: ftctl cancel ID")
+    if len(watches) == 1:
+        status = watches[0].job.get("status", "running")
+        session.term.note(f"\nStopped waiting; job {ids} is still {status} (it was not cancelled). "
+                          f"Resume with: ftctl wait {ids} · cancel with: ftctl cancel {ids}")
+    else:
+        states = ", ".join(f"{w.job_id} {w.job.get('status', 'running')}" for w in watches)
+        session.term.note(f"\nStopped waiting; the jobs are still running ({states}; none was cancelled). "
+                          f"Resume with: ftctl wait {ids} · cancel one with: ftctl cancel ID")
     if session.json and all(w.job for w in watches):
         session.emit(watches[0].job if len(watches) == 1 else [w.job for w in watches])
     raise typer.Exit(130) from None

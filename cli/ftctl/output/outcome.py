@@ -3,8 +3,7 @@ annotations share (``ftctl report``, and ``wait`` in GitHub Actions). Rendering 
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ftctl import early_stopping as es
 from ftctl.output.numbers import fmt_loss
@@ -80,6 +79,3 @@ def sentence(c: Compared) -> str:
         return f"ran every step, early stopping off{extra}: best eval_loss {best_text(c)}"
     return f"ran every step without stopping early: best eval_loss {best_text(c)}"
 
-
-def finite_or(value: Any, default: float) -> float:
-    return value if isinstance(value, float) and math.isfinite(value) else default
