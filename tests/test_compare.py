@@ -10,8 +10,7 @@ import pytest
 
 from ftctl.output import chart
 
-BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", "Qwen/Qwen3.5-9B"]
-WORKED = [2.0, 1.5, 1.2, 0.4213, 0.45, 0.47, 0.40, 0.39, 0.38, 0.37]
+from kit import BASE, WORKED
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", "Qwen/Qwen3.5-9B"]
-WORKED = [2.0, 1.5, 1.2, 0.4213, 0.45, 0.47, 0.40, 0.39, 0.38, 0.37]
+from kit import BASE, WORKED
 MIB = 1024 * 1024
 
 
