@@ -70,6 +70,8 @@ def _cases(jobs: dict) -> dict[str, tuple[list[str], list[str], list[str], int]]
         "metrics": (["metrics", job], ["metrics", job, "--json"], ["metrics", "ft-nope"], 6),
         "explain": (["explain", job], ["explain", job, "--json"], ["explain", "ft-nope"], 6),
         "wait": (["wait", job], ["wait", job, "--json"], ["wait", "ft-nope"], 6),
+        "report": (["report", job], ["report", job, "--json"], ["report", "ft-nope"], 6),
+        "compare": (["compare", job, job], ["compare", job, job, "--json"], ["compare", job, "ft-nope"], 6),
         "completion": (["completion", "bash"], ["completion", "bash", "--json"], ["completion", "tcsh"], 2),
         "files check": (["files", "check", EXAMPLE], ["files", "check", EXAMPLE, "--json"],
                         ["files", "check", EXAMPLE + ".missing"], 2),
