@@ -154,6 +154,7 @@ def build_cases(env: dict[str, str], tmp: Path, quick: bool, check_mib: int) -> 
     cases.append(Case(f"ftctl files check ({size / 2**20:,.0f} MiB JSONL, {examples:,} conversations)",
                       ["files", "check", str(data)], None, 64, size_bytes=size, repeat=3))
     sizes = [1_000] if quick else [1_000, 10_000, 100_000]
+    large: list[str] = []
     for n in sizes:
         # early stopping on, patience wide enough that the whole history is recorded
         job = create(env, tmp, "--n-evals", str(n), "--early-stopping", "--patience", str(n // 2),
@@ -161,6 +162,13 @@ def build_cases(env: dict[str, str], tmp: Path, quick: bool, check_mib: int) -> 
         budget = 60 if n == 100_000 else None
         cases.append(Case(f"ftctl metrics ID ({n:,} evaluations, chart + explanation)", ["metrics", job],
                           budget, 150 if n == 100_000 else None))
+        if n == sizes[-1]:
+            large = [job, create(env, tmp, "--n-evals", str(n), "--early-stopping", "--patience", "3",
+                                 "--sim-scenario", str(tmp / f"curve-{n}.json"))]
+    cases.append(Case(f"ftctl report ID --format markdown ({sizes[-1]:,} evaluations and events)",
+                      ["report", large[0], "--format", "markdown"], 60 if not quick else None, 150))
+    cases.append(Case(f"ftctl compare ID ID ({sizes[-1]:,} evaluations each)", ["compare", *large],
+                      60 if not quick else None, 200))
     if not quick:
         many_events = create(env, tmp, "--n-evals", "100000", "--early-stopping", "--sim-scenario", "improving")
         cases.append(Case("ftctl events ID --json (100,000 events)", ["events", many_events, "--json"], 60, 150))
@@ -201,6 +209,23 @@ def download_cases(env: dict[str, str], tmp: Path, url: str) -> list[Case]:
         Case(f"... cp of the same {size:.0f} MiB (for comparison)", ["cp", str(first), str(tmp / "copy.tar.zst")],
              None, raw=True),
     ]
+
+
+def wait_cpu_per_poll(env: dict[str, str], tmp: Path, jobs: int = 20, rounds: int = 10) -> str:
+    """``ftctl wait`` on ``jobs`` running jobs for ``rounds`` polls of each: the process's CPU time
+    (user + system) per round and per job poll, start-up included once."""
+    slow = {**env, "FTCTL_SIM_SPEED": "0.001"}  # they stay running for the whole wait
+    ids = [create(slow, tmp, "--n-evals", "10", "--early-stopping") for _ in range(jobs)]
+    interval = 0.2
+    argv = FTCTL + ["wait", *ids, "--interval", str(interval), "--timeout", str(interval * (rounds - 1))]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=slow)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 3:
+        raise SystemExit(f"benchmark wait did not time out as planned: {' '.join(argv)}")
+    cpu = usage.ru_utime + usage.ru_stime
+    return (f"`ftctl wait` on {jobs} running jobs, {rounds} polls of each: {cpu * 1000:.0f} ms of CPU in all, "
+            f"{cpu * 1000 / rounds:.0f} ms per round, {cpu * 1000 / rounds / jobs:.1f} ms per job poll "
+            "(start-up counted once).")
 
 
 def fill_store(home: Path, count: int) -> None:
@@ -330,6 +355,8 @@ def main() -> int:
             fill_store(many, 10_000)
             cases.append(Case("ftctl list --json (10,000 jobs in the store)", ["list", "--json"], 40,
                               env={"FTCTL_HOME": str(many)}))
+        print("  wait on 20 jobs ...", file=sys.stderr)
+        polls = wait_cpu_per_poll(env, tmp)
         base, _, _ = median_of([sys.executable, "-c", "pass"], env, max(repeat, 11))
         results = []
         for case in cases:
@@ -345,7 +372,7 @@ def main() -> int:
             server[0].terminate()
             server[0].wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
-    table = render(results, base * 1000, repeat) + render_served(served)
+    table = render(results, base * 1000, repeat) + render_served(served) + "\n" + polls + "\n"
     args.out.write_text(table)
     print(table)
     return 0

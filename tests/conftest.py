@@ -19,7 +19,9 @@ from ftctl.environment import Clock, Environment
 pytest_plugins = ("served",)  # the served simulator's fixtures (worked_server, srv) for the tests that use it
 
 CLEARED = ("TOGETHER_API_KEY", "TOGETHER_BASE_URL", "FTCTL_BACKEND", "FTCTL_FORCE_TTY", "NO_COLOR",
-           "FORCE_COLOR", "CLICOLOR", "CLICOLOR_FORCE", "WANDB_API_KEY", "_FTCTL_COMPLETE")
+           "FORCE_COLOR", "CLICOLOR", "CLICOLOR_FORCE", "WANDB_API_KEY", "_FTCTL_COMPLETE",
+           # a suite run inside GitHub Actions must not write the runner's summary nor annotate it
+           "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "FTCTL_NO_CI_REPORT")
 
 
 @dataclass

@@ -35,7 +35,7 @@ def run_ci(tools: Path, *, path: str | None = None, **env: str) -> subprocess.Co
 
 
 def outputs(stdout: str) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in stdout.splitlines())
+    return dict(line.split("=", 1) for line in stdout.splitlines() if not line.startswith("::"))
 
 
 @pytest.mark.parametrize("json_tool", ["whatever is installed", "python3 only"])
@@ -55,22 +55,39 @@ def test_early_stopped_job_gives_its_best_step(tools, tmp_path, ftctl, json_tool
     assert f"the checkpoint of step {got['best_step']}" in result.stderr
 
 
-def test_failed_job_exits_5_with_its_events(tools):
-    result = run_ci(tools, SIM_SCENARIO="error")
+def test_failed_job_exits_5_with_its_events_and_still_gives_the_job(tools, tmp_path, ftctl):
+    github_output = tmp_path / "github-output"
+    result = run_ci(tools, SIM_SCENARIO="error", GITHUB_OUTPUT=str(github_output))
     assert result.returncode == 5, result.stderr
-    assert result.stdout == ""
+    (job,) = ftctl("list", "--json").json()
+    assert outputs(result.stdout) == {"job": job["id"], "status": "error"}
+    assert outputs(github_output.read_text()) == {"job": job["id"], "status": "error"}
     assert "ended as error; its last events:" in result.stderr
     assert "job_error" in result.stderr
 
 
-def test_timeout_exits_3_and_leaves_the_job_running(tools, ftctl):
-    result = run_ci(tools, FTCTL_SIM_SPEED="0.01", WAIT_TIMEOUT="1")
+def test_timeout_exits_3_and_leaves_the_job_running_and_gives_the_job_to_cancel(tools, ftctl, tmp_path):
+    github_output = tmp_path / "github-output"
+    result = run_ci(tools, FTCTL_SIM_SPEED="0.01", WAIT_TIMEOUT="1", GITHUB_OUTPUT=str(github_output))
     assert result.returncode == 3, result.stderr
-    assert result.stdout == ""
     assert "timed out after 1;" in result.stderr
     (job,) = ftctl("list", "--json").json()
     assert job["status"] not in ("cancelled", "completed", "error")
+    got = outputs(github_output.read_text())
+    assert got["job"] == job["id"] and got["status"] == job["status"]  # what the README's cancel step reads
+    assert outputs(result.stdout) == got
     assert f"cancel with: ftctl cancel {job['id']} --yes" in result.stderr
+
+
+def test_in_github_actions_the_summary_is_written_and_the_annotations_printed(tools, tmp_path):
+    summary = tmp_path / "summary.md"
+    result = run_ci(tools, SIM_SCENARIO="plateau", GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary),
+                    GITHUB_OUTPUT=str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    job = outputs(result.stdout)["job"]
+    assert "```mermaid\n" in summary.read_text() and job in summary.read_text()
+    notices = [line for line in result.stdout.splitlines() if line.startswith("::notice ")]
+    assert len(notices) == 1 and job in notices[0]
 
 
 def test_bad_request_exits_2_and_creates_nothing(tools, ftctl):
@@ -85,3 +102,6 @@ def test_readme_github_actions_snippet_runs_the_example():
     readme = (ROOT / "README.md").read_text()
     snippet = readme.split("```yaml", 1)[1].split("```", 1)[0]
     assert "examples/ci.sh" in snippet and "steps.finetune.outputs.best_step" in snippet
+    # a job still running after a timeout (or a cancelled workflow) is cancelled by a follow-up step
+    assert "if: failure() && steps.finetune.outputs.job != ''" in snippet
+    assert "ftctl cancel ${{ steps.finetune.outputs.job }} --yes" in snippet

@@ -225,7 +225,7 @@ def test_job_id_commands_are_the_commands_whose_argument_is_a_job_id():
     takes_id = set()
     for name, cmd in group.commands.items():
         arguments = [p for p in cmd.params if p.param_type_name == "argument"]
-        if arguments and arguments[0].name == "job_id":
+        if arguments and arguments[0].name in ("job_id", "job_ids"):
             assert arguments[0]._custom_shell_complete is not None, name
             takes_id.add(name)
     assert takes_id == JOB_ID_COMMANDS

@@ -76,6 +76,8 @@ def _cases(jobs: dict) -> dict[str, tuple[list[str], list[str], list[str], int]]
                      ["download", job, "-o", f"{where}/b.tar.zst", "--json"], ["download", "ft-nope"], 6),
         "delete": (["delete", ended[0], "--yes"], ["delete", ended[1], "--yes", "--json"],
                    ["delete", "ft-nope", "--yes"], 6),
+        "report": (["report", job], ["report", job, "--json"], ["report", "ft-nope"], 6),
+        "compare": (["compare", job, job], ["compare", job, job, "--json"], ["compare", job, "ft-nope"], 6),
         "completion": (["completion", "bash"], ["completion", "bash", "--json"], ["completion", "tcsh"], 2),
         "files check": (["files", "check", EXAMPLE], ["files", "check", EXAMPLE, "--json"],
                         ["files", "check", EXAMPLE + ".missing"], 2),

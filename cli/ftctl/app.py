@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from ftctl import __version__
-from ftctl.commands import (checkpoints, completers, completion, create, download, events, explain, files, jobs,
-                            metrics, sim, wait)
+from ftctl.commands import (checkpoints, compare, completers, completion, create, download, events, explain,
+                            files, jobs, metrics, report, sim, wait)
 from ftctl.commands.common import ROOT_PARAMS, root_options
 from ftctl.errors import EXIT_CODES
 
@@ -45,5 +45,6 @@ _root.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
 app.callback()(_root)
 completers.register_shells()
 
-for group in (create, jobs, events, checkpoints, metrics, wait, explain, download, files, completion, sim):
+for group in (create, jobs, events, checkpoints, metrics, wait, explain, report, compare, download, files, completion,
+              sim):
     group.register(app)

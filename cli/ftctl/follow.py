@@ -95,42 +95,75 @@ class Watch:
         return new
 
 
+class Poller:
+    """One job's polls: what changed since the last look, with a few failed polls tolerated."""
+
+    def __init__(self, backend: Backend, watch: Watch, *, retries: int = POLL_RETRIES) -> None:
+        self.backend, self.watch, self.retries = backend, watch, retries
+        self.first, self.failures = True, 0
+
+    @property
+    def ended(self) -> bool:
+        return not self.first and self.watch.job.get("status") in TERMINAL_STATUSES
+
+    def poll(self) -> Update | None:
+        """Look once; an ``Update`` when something changed (or a poll failed and will be retried)."""
+        backend, watch = self.backend, self.watch
+        try:
+            job = backend.retrieve(watch.job_id, events=False)
+            if job.get("status") in FAILED_STATUSES and not job.get("events"):
+                job = backend.retrieve(watch.job_id)  # the event log says why it failed
+            moved = _moved(watch.job, job)
+            rows = _new_rows(backend, watch) if moved or self.first or job.get("status") in TERMINAL_STATUSES \
+                else []
+        except ApiError as exc:  # NotFound/AuthError are not ApiError: they end the wait at once
+            self.failures += 1
+            if self.failures > self.retries:
+                raise
+            return Update(watch.job or {"id": watch.job_id}, retry_error=exc.message)
+        self.failures = 0
+        status_changed = job.get("status") != watch.job.get("status")
+        watch.job = job
+        new = watch._absorb(rows)
+        first, self.first = self.first, False
+        if first or status_changed or new or moved:
+            return Update(job, status_changed=status_changed or first, new_evaluations=new, progressed=moved)
+        return None
+
+
 def follow(backend: Backend, watch: Watch, *, interval: float, timeout: float | None = None,
            retries: int = POLL_RETRIES, clock: Clock | None = None) -> Iterator[Update]:
     """Yield an ``Update`` for every change until the job ends (the last update has ``ended``).
 
     Raises ``WaitTimeout`` when ``timeout`` seconds pass first (on ``clock``); the job keeps running.
     """
+    for _, update in follow_many(backend, [watch], interval=interval, timeout=timeout, retries=retries,
+                                 clock=clock):
+        yield update
+    if watch.job.get("status") not in TERMINAL_STATUSES:
+        raise _timed_out(watch, timeout)
+
+
+def follow_many(backend: Backend, watches: list[Watch], *, interval: float, timeout: float | None = None,
+                retries: int = POLL_RETRIES, clock: Clock | None = None) -> Iterator[tuple[Watch, Update]]:
+    """Poll every job once a round, yielding ``(watch, update)`` for each change, until all have
+    ended or ``timeout`` seconds pass (on ``clock``); then simply stop: the caller sees which jobs
+    have not ended (they keep running)."""
     clock = clock or Clock()
     deadline = None if timeout is None else clock.monotonic() + timeout
-    failures = 0
-    first = True
+    pollers = [Poller(backend, w, retries=retries) for w in watches]
     while True:
-        try:
-            job = backend.retrieve(watch.job_id, events=False)
-            if job.get("status") in FAILED_STATUSES and not job.get("events"):
-                job = backend.retrieve(watch.job_id)  # the event log says why it failed
-            moved = _moved(watch.job, job)
-            rows = _new_rows(backend, watch) if moved or first or job.get("status") in TERMINAL_STATUSES else []
-        except ApiError as exc:  # NotFound/AuthError are not ApiError: they end the wait at once
-            failures += 1
-            if failures > retries:
-                raise
-            yield Update(watch.job or {"id": watch.job_id}, retry_error=exc.message)
-        else:
-            failures = 0
-            status_changed = job.get("status") != watch.job.get("status")
-            watch.job = job
-            new = watch._absorb(rows)
-            if first or status_changed or new or moved:
-                yield Update(job, status_changed=status_changed or first, new_evaluations=new, progressed=moved)
-            first = False
-            if job.get("status") in TERMINAL_STATUSES:
-                return
+        for poller in pollers:
+            if not poller.ended:
+                update = poller.poll()
+                if update is not None:
+                    yield poller.watch, update
+        if all(p.ended for p in pollers):
+            return
         now = clock.monotonic()
         if deadline is not None and now >= deadline:
-            raise _timed_out(watch, timeout)
-        # Sleep at most up to the deadline, then take one last look at the job.
+            return
+        # Sleep at most up to the deadline, then take one last look at the jobs.
         clock.sleep(interval if deadline is None else min(interval, deadline - now))
 
 
@@ -143,6 +176,15 @@ def _new_rows(backend: Backend, watch: Watch) -> list[dict[str, Any]]:
     start = watch.evaluations[-1].step + 1 if watch.evaluations else None
     rows = backend.metrics(watch.job_id, MetricsQuery(global_step_from=start, resolution=1))
     return [r for r in rows if EVAL_KEY in r]
+
+
+def timed_out(watches: list[Watch], timeout: float | None) -> WaitTimeout:
+    """The error for a wait whose deadline passed with these jobs still running."""
+    if len(watches) == 1:
+        return _timed_out(watches[0], timeout)
+    ids = " ".join(w.job_id for w in watches)
+    return WaitTimeout(f"timed out after {format_duration(timeout or 0)}: {len(watches)} jobs are still running "
+                       f"({ids})", hint=f"keep waiting with: ftctl wait {ids}")
 
 
 def _timed_out(watch: Watch, timeout: float | None) -> WaitTimeout:

@@ -48,6 +48,7 @@ class Run:
     job: Wire | None
     rows: list[Wire]
     analysis: Analysis
+    events: list[Wire] | None = None  # asked for by a report; None: not fetched, or a saved history
 
 
 # Time between polls when the user gives none: the simulator answers at once, the API is rate-limited.
@@ -168,6 +169,24 @@ class Service:
             raise InvalidInput("give a job id, or --from-file FILE to read a saved history")
         return self.run(job_id, query)
 
+    def load_runs(self, job_ids: list[str], from_files: list[str] = (), *, events: bool = False) -> list[Run]:
+        """Several runs (``report``, ``compare``): the jobs from the backend, then the saved histories
+        (``--from-file``, no network); ``events``: fetch each job's event log too (a failed job's
+        always: it says why)."""
+        from ftctl.wire import FAILED_STATUSES
+
+        if not job_ids and not from_files:
+            raise InvalidInput("give one or more job ids, or --from-file FILE (repeatable) for saved histories")
+        for job_id in job_ids:
+            check_job_id(job_id)  # every id checked before the first fetch
+        runs = []
+        for job_id in job_ids:
+            run = self.run(job_id)
+            if events or (run.job or {}).get("status") in FAILED_STATUSES:
+                run.events = self.backend.events(job_id)
+            runs.append(run)
+        return runs + [self.load_run(None, path) for path in from_files]
+
     # -- waiting -----------------------------------------------------------------------------------
 
     def watch(self, job_id: str) -> Watch:
@@ -189,6 +208,22 @@ class Service:
             on_update(update)
         self._remember([watch.job])
         return watch.job
+
+    def wait_all(self, watches: list[Watch], *, interval: float, timeout: float | None,
+                 on_update: Callable[[Watch, Update], None]) -> list[Watch]:
+        """Follow several jobs at once, one poll of each per round, handing every change to
+        ``on_update``; returns the jobs still running when ``timeout`` passed (they keep running)."""
+        from ftctl.follow import follow_many
+
+        try:
+            for watch, update in follow_many(self.backend, watches, interval=interval, timeout=timeout,
+                                             clock=self.clock):
+                on_update(watch, update)
+        finally:
+            self._remember([w.job for w in watches if w.job])
+        from ftctl.wire import TERMINAL_STATUSES
+
+        return [w for w in watches if w.job.get("status") not in TERMINAL_STATUSES]
 
 
 def metrics_json(job_id: str | None, analysis: Analysis) -> dict[str, Any]:

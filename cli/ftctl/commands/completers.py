@@ -17,8 +17,8 @@ Candidates = list[tuple[str, str]]
 
 # The commands whose first argument is a job id (``JOB_ID`` in commands/jobs.py), for
 # ``quick_answer``; tests/test_completion.py keeps it equal to the command tree.
-JOB_ID_COMMANDS = frozenset({"retrieve", "cancel", "events", "metrics", "checkpoints", "wait", "explain",
-                             "download", "delete"})
+JOB_ID_COMMANDS = frozenset({"retrieve", "cancel", "events", "metrics", "checkpoints", "wait", "explain", "report",
+                             "compare", "download", "delete"})
 
 
 def job_ids(ctx: Any, incomplete: str) -> Candidates:

@@ -9,7 +9,7 @@ import typer
 
 from ftctl.commands import completers
 from ftctl.commands.common import Session, command, job_view
-from ftctl.commands.options import BEHAVIOUR, INTERVAL, TIMEOUT, WAIT, check_wait_options
+from ftctl.commands.options import BEHAVIOUR, INTERVAL, NO_CI_REPORT, TIMEOUT, WAIT, check_wait_options
 from ftctl.commands.waiting import wait_for
 from ftctl.output.render import Shown
 
@@ -118,6 +118,7 @@ def create(
     wait: WAIT = False,
     timeout: TIMEOUT = None,
     interval: INTERVAL = None,
+    no_ci_report: NO_CI_REPORT = False,
 ) -> Shown | None:
     import os
 
@@ -164,5 +165,6 @@ def create(
         if not session.json:
             session.term.note(f"Follow it with: ftctl wait {job['id']}   (then: ftctl metrics {job['id']})")
     if wait:
-        wait_for(session, job["id"], timeout=timeout, interval=interval, report=not quiet)
+        wait_for(session, job["id"], timeout=timeout, interval=interval, report=not quiet,
+                 ci_report=not no_ci_report)
     return None

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ftctl.commands.common import Session, command, job_view, rows_view
-from ftctl.commands.options import INTERVAL, JOB_ID, TIMEOUT, WAIT, YES, check_wait_options
+from ftctl.commands.options import INTERVAL, JOB_ID, NO_CI_REPORT, TIMEOUT, WAIT, YES, check_wait_options
 from ftctl.commands.waiting import wait_for
 from ftctl.output.render import Shown
 
@@ -20,9 +20,9 @@ def register(app: typer.Typer) -> None:
 
 
 def retrieve(session: Session, job_id: JOB_ID, wait: WAIT = False, timeout: TIMEOUT = None,
-             interval: INTERVAL = None) -> Shown | None:
+             interval: INTERVAL = None, no_ci_report: NO_CI_REPORT = False) -> Shown | None:
     if check_wait_options(wait, timeout, interval):
-        wait_for(session, job_id, timeout=timeout, interval=interval)
+        wait_for(session, job_id, timeout=timeout, interval=interval, ci_report=not no_ci_report)
         return None
     service = session.service
     return job_view(service.retrieve(job_id), service.sent(job_id))

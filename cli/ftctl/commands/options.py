@@ -4,7 +4,7 @@ another; they all import from here."""
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -28,10 +28,23 @@ INTERVAL = Annotated[Optional[str], typer.Option(
     "--interval", metavar="DURATION", show_default=False, rich_help_panel=BEHAVIOUR,
     help="Time between polls (default: 1s on the simulator, 5s on Together's API).")]
 
+NO_CI_REPORT = Annotated[bool, typer.Option(
+    "--no-ci-report", rich_help_panel=BEHAVIOUR,
+    help="In GitHub Actions, do not append the report to $GITHUB_STEP_SUMMARY nor print annotations when the wait "
+         "ends (env FTCTL_NO_CI_REPORT=1).")]
+
 FROM_FILE = Annotated[Optional[str], typer.Option(
     "--from-file", metavar="FILE", show_default=False,
     help="Read a saved history instead of asking the API (no network): the output of "
          "`ftctl metrics ID --json`, or the API's {\"metrics\": [...]} (`ftctl metrics ID --raw`); - for stdin.")]
+
+# Several jobs (report, compare, wait) and several saved histories (--from-file, repeatable).
+JOB_IDS = Annotated[Optional[List[str]], typer.Argument(
+    metavar="JOB_ID...", help="The jobs' ids (ft-...).", show_default=False, autocompletion=completers.job_ids)]
+FROM_FILES = Annotated[Optional[List[str]], typer.Option(
+    "--from-file", metavar="FILE", show_default=False,
+    help="A saved history instead of a job (no network), repeatable: the output of `ftctl metrics ID --json`, "
+         "or the API's {\"metrics\": [...]}; - for stdin.")]
 
 YES = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (required when not at a "
                                                        "terminal).")]

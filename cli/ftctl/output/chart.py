@@ -381,3 +381,144 @@ def legend(analysis: Analysis, g: Glyphs = UNICODE, *, train: bool = False, warm
     if train:
         key.append(f"{g.train} train loss")
     return [g.sep.join(facts), "  ".join(key)]
+
+
+# --- several runs on one chart (``ftctl compare``) ---------------------------------------------
+
+SERIES_UNICODE = "●▲■◆▼◇△○"
+SERIES_ASCII = "o^#@v%&="
+SERIES_STYLES = ("cyan", "magenta", "yellow", "green", "blue", "red", "bright_cyan", "bright_magenta")
+
+
+@dataclass(frozen=True)
+class Series:
+    """One run on a comparison chart: its evaluations, its own best and halt, and its legend words."""
+
+    label: str
+    steps: Sequence[int]
+    values: Sequence[float]
+    best_step: int | None = None
+    best_value: float | None = None
+    halt_step: int | None = None
+    total_steps: int | None = None
+    facts: str = ""
+
+
+def series_from(label: str, analysis: Analysis, *, unicode: bool = True) -> Series:
+    g = UNICODE if unicode else ASCII
+    words = legend(analysis, g)[0]
+    best_value = analysis.best_eval_loss
+    return Series(label, [e.step for e in analysis.evaluations], [e.eval_loss for e in analysis.evaluations],
+                  analysis.best_step if best_value is not None else None, best_value, analysis.halt_step,
+                  analysis.total_steps, words)
+
+
+def render_many(series: Sequence[Series], *, width: int = 100, height: int = HEIGHT, unicode: bool = True) -> Chart:
+    """eval_loss of several runs against step on shared axes: each run its own glyph (and colour),
+    its best as a star and its halt as a cross on its own line; under the x axis one row per run
+    shows its span, best (star) and halt (cross), then the steps it did not run; a legend names
+    each run with its glyph and its outcome in words. Costs O(evaluations + runs × width × height)."""
+    g = UNICODE if unicode else ASCII
+    marks = SERIES_UNICODE if unicode else SERIES_ASCII
+    chart = Chart()
+    drawn = [s for s in series if s.steps]
+    if not drawn:
+        chart.add("(no evaluations yet)")
+        return chart
+    height = max(3, height)
+    finite = [v for s in drawn for v in s.values if math.isfinite(v)]
+    y = YScale.of(finite, height)  # the single-run chart's scale: any float places and labels
+    label_rows = {0, height - 1} | {round(k * (height - 1) / 4) for k in range(1, 4)} if height >= 9 else {0, height - 1}
+    label_w = max(len(y.label(r)) for r in label_rows)
+    plot_w = max(MIN_WIDTH, width) - label_w - 2
+    x1 = max(max(s.steps[-1] for s in drawn), max((s.total_steps or 0) for s in drawn), 1)
+    x_scale = (plot_w - 1) / x1
+
+    def col(step: float) -> int:
+        return min(plot_w - 1, max(0, int(step * x_scale + 0.5)))
+
+    row = y.row
+
+    grid: list[list[tuple[str, str | None]]] = [[(" ", None)] * plot_w for _ in range(height)]
+
+    def put(r: int, c: int, glyph: str, style: str | None, *, over: bool = True) -> None:
+        if over or grid[r][c][0] == " ":
+            grid[r][c] = (glyph, style)
+
+    per_series = []
+    for n, s in enumerate(drawn):
+        style = SERIES_STYLES[n % len(SERIES_STYLES)]
+        buckets: dict[int, list] = {}
+        for i, (step, value) in enumerate(zip(s.steps, s.values)):
+            if not math.isfinite(value):
+                continue
+            c = col(step)
+            b = buckets.get(c)
+            if b is None:
+                buckets[c] = [value, value, i]
+            else:
+                b[0], b[1], b[2] = min(b[0], value), max(b[1], value), i
+        per_series.append((s, marks[n % len(marks)], style, buckets))
+    for s, _, style, buckets in per_series:  # links first: every run's points go over every link
+        columns = sorted(buckets)
+        for a, b in zip(columns, columns[1:]):
+            if b - a < 2:
+                continue
+            va, vb = s.values[buckets[a][2]], s.values[buckets[b][2]]
+            for c in range(a + 1, b):
+                put(row(va + (vb - va) * (c - a) / (b - a)), c, g.link, style, over=False)
+    for s, mark, style, buckets in per_series:
+        for c, (lo, hi, _) in buckets.items():
+            for r in {row(lo), row(hi)}:
+                put(r, c, mark, style)
+        for step, value in zip(s.steps, s.values):
+            if not math.isfinite(value):
+                put(height - 1 if value < 0 else 0, col(step), g.gap, "bold magenta")
+    for s, _, style, _ in per_series:
+        if s.halt_step is not None:
+            k = bisect.bisect_left(s.steps, s.halt_step)
+            value = s.values[k] if k < len(s.steps) and s.steps[k] == s.halt_step else math.nan
+            put(row(value) if math.isfinite(value) else 0, col(s.halt_step), g.halt, "bold " + style)
+        if s.best_step is not None and s.best_value is not None and math.isfinite(s.best_value):
+            put(row(s.best_value), col(s.best_step), g.best, "bold " + style)
+
+    axis = STYLES["axis"]
+    for r in range(height):
+        if r in label_rows:
+            label = y.label(r).rjust(label_w)
+            prefix = [(ch, axis) for ch in label] + [(" ", None), (g.tick_y, axis)]
+        else:
+            prefix = [(" ", None)] * (label_w + 1) + [(g.v, axis)]
+        chart.cells.append(prefix + grid[r])
+    ticks = [t for t in nice_ticks(0, x1, max(2, plot_w // 12)) if t == int(t)]
+    tick_cols = {col(t): int(t) for t in ticks}
+    base = [(" ", None)] * (label_w + 1)
+    chart.cells.append(base + [(g.corner, axis)] + [(g.tick_x if c in tick_cols else g.h, axis)
+                                                      for c in range(plot_w)])
+    # One row per run: its glyph, then its span, best and halt, and what it did not run.
+    for s, mark, style, _ in per_series:
+        band: list[tuple[str, str | None]] = [(" ", None)] * plot_w
+        end = col(s.halt_step if s.halt_step is not None else s.steps[-1])
+        for c in range(col(s.steps[0]), end + 1):
+            band[c] = (g.h, style)
+        if s.halt_step is not None and s.total_steps and s.total_steps > s.halt_step:
+            for c in range(end + 1, col(s.total_steps) + 1):
+                band[c] = (g.not_run, "dim")
+        if s.best_step is not None:
+            band[col(s.best_step)] = (g.best, "bold " + style)
+        if s.halt_step is not None:
+            band[end] = (g.halt, "bold " + style)
+        chart.cells.append(base[:-1] + [(mark, style), (" ", None)] + band)
+    labels = [" "] * plot_w
+    for c, t in sorted(tick_cols.items()):
+        text = str(t)
+        at = min(max(0, c - len(text) // 2), plot_w - len(text))
+        if all(ch == " " for ch in labels[max(0, at - 1):at + len(text) + 1]):
+            labels[at:at + len(text)] = list(text)
+    chart.cells.append(base + [(" ", None)] + [(ch, axis) for ch in "".join(labels).rstrip()])
+    for s, mark, style, _ in per_series:
+        chart.cells.append([(" ", None)] * (label_w + 2) + [(mark, style)] +
+                           [(ch, None) for ch in f" {s.label}: {s.facts}"])
+    key = f"{g.best} best  {g.halt} halt  {g.not_run} steps not run (refunded)"
+    chart.add(" " * (label_w + 2) + key)
+    return chart

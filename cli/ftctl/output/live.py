@@ -129,3 +129,69 @@ class View:
             lines.append(drawn.text() if self.term.color else Text("\n".join(drawn.lines())))
         lines.append(Text("Ctrl-C stops waiting; the job keeps running.", "dim"))
         return Group(*lines)
+
+
+class MultiView:
+    """Several jobs at once: on a terminal one live block (a few lines per job: id, status and a
+    progress bar, then the rule's state); off a terminal the same lines as ``View``, each prefixed
+    by its job id. ``update(watch, update)``."""
+
+    def __init__(self, term: Terminal, watches: list[Watch], *, interval: float) -> None:
+        self.term, self.watches, self.interval = term, watches, interval
+        self._lines = {w.job_id: View(term, w, interval=interval) for w in watches}
+        self._live = None
+        self._retry: dict[str, str] = {}
+
+    def __enter__(self) -> MultiView:
+        if self.term.is_tty:
+            from rich.live import Live
+
+            self._live = Live(self._block(), console=self.term.console, transient=True,
+                              auto_refresh=False, redirect_stdout=False, redirect_stderr=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+
+    def update(self, watch: Watch, update: Update) -> None:
+        if self._live is None:
+            self._lines[watch.job_id].update(update)
+            return
+        if update.retry_error:
+            self._retry[watch.job_id] = update.retry_error
+        else:
+            self._retry.pop(watch.job_id, None)
+        self._live.update(self._block(), refresh=True)
+
+    def _block(self) -> Any:
+        from rich.console import Group
+        from rich.text import Text
+
+        from ftctl.output.report import unicode_ok
+
+        bar_char = "━" if unicode_ok(self.term) else "#"
+        id_w = max(len(w.job_id) for w in self.watches)
+        lines: list[Any] = []
+        for watch in self.watches:
+            job = watch.job
+            status = str(job.get("status") or "…")
+            done, total = job.get("steps_completed"), job.get("total_steps")
+            bar = Text()
+            if isinstance(done, int) and isinstance(total, int) and total:
+                filled = round(20 * min(done, total) / total)
+                bar = Text.assemble((bar_char * filled, "cyan"), (bar_char * (20 - filled), "dim"))
+            lines.append(Text.assemble((watch.job_id.ljust(id_w), "bold"), "  ", (status.ljust(10), "yellow"), " ",
+                                       bar, " ", progress(job)))
+            detail = []
+            if watch.evaluations:
+                last = watch.evaluations[-1]
+                detail.append(f"latest {fmt_loss(last.eval_loss)} @ step {last.step}")
+            detail += rule_text(watch)
+            if watch.job_id in self._retry:
+                detail.append(f"poll failed ({self._retry[watch.job_id]}); retrying")
+            if detail:
+                lines.append(Text(" " * (id_w + 2) + " · ".join(detail), "cyan"))
+        lines.append(Text("Ctrl-C stops waiting; the jobs keep running.", "dim"))
+        return Group(*lines)

@@ -56,9 +56,7 @@ def _scaled(values: Sequence[float]) -> tuple[float, int]:
     return 10.0 ** k if -308 <= k <= 308 else 1.0, k
 
 
-def write(analysis: Analysis, path: str, *, train: Sequence[tuple[int, float]] = (),
-          title: str | None = None) -> Path:
-    target = check_path(path)
+def _pyplot():
     try:
         import matplotlib
 
@@ -69,6 +67,57 @@ def write(analysis: Analysis, path: str, *, train: Sequence[tuple[int, float]] =
     except ImportError:
         raise MissingExtra("--plot needs matplotlib, which is not installed",
                            hint="install the extra: pip install 'ftctl[plot]'") from None
+    return plt
+
+
+MARKERS = ("o", "^", "s", "D", "v", "P", "h", "<")
+
+
+def write_many(runs: Sequence[tuple[str, Analysis]], path: str, *, title: str | None = None) -> Path:
+    """``compare --plot``: every run's eval_loss on one chart, each with its own colour and marker,
+    its best as a star and its halt as a cross with a dotted line, all named in the legend."""
+    target = check_path(path)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5.2), dpi=110)
+    try:
+        x_max = 0
+        for n, (label, analysis) in enumerate(runs):
+            color = f"C{n % 10}"
+            steps = [e.step for e in analysis.evaluations]
+            values = [e.eval_loss if math.isfinite(e.eval_loss) else math.nan for e in analysis.evaluations]
+            x_max = max([x_max, analysis.total_steps or 0, *(steps[-1:] or [0])])
+            ax.plot(steps, values, color=color, linewidth=1.5, marker=MARKERS[n % len(MARKERS)] if len(steps) <= 200
+                    else None, markersize=4, label=label)
+            if analysis.best_eval_loss is not None and analysis.best_step is not None \
+                    and math.isfinite(analysis.best_eval_loss):
+                ax.plot([analysis.best_step], [analysis.best_eval_loss], "*", color=color, markersize=15,
+                        markeredgecolor="black", zorder=5, label=f"{label}: best @ step {analysis.best_step}")
+            halt = analysis.halt_step
+            if halt is not None:
+                ax.axvline(halt, color=color, linestyle=":", linewidth=1.2)
+                at = analysis.eval_at(halt)
+                y = analysis.evaluations[at - 1].eval_loss if at else math.nan
+                finite = [v for v in values if math.isfinite(v)] or [0.0]
+                ax.plot([halt], [y if math.isfinite(y) else max(finite)], "X", color=color, markersize=10,
+                        markeredgecolor="black", zorder=6, label=f"{label}: halted @ step {halt}")
+        if x_max:
+            ax.set_xlim(0, x_max)
+        ax.set_xlabel("step")
+        ax.set_ylabel("eval_loss")
+        ax.grid(True, color="0.9")
+        ax.legend(loc="upper right", fontsize=7)
+        if title:
+            ax.set_title(title, fontsize=10)
+        fig.savefig(target, format=target.suffix.lower().lstrip("."), metadata=_metadata(target))
+    finally:
+        plt.close(fig)
+    return target
+
+
+def write(analysis: Analysis, path: str, *, train: Sequence[tuple[int, float]] = (),
+          title: str | None = None) -> Path:
+    target = check_path(path)
+    plt = _pyplot()
     from ftctl.output.chart import UNICODE, legend
 
     from types import SimpleNamespace
