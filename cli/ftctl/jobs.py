@@ -79,20 +79,29 @@ class Service:
     def _sent(self, job_id: str) -> dict[str, Any] | None:
         return self.local.sent(job_id) if self.local is not None else None
 
-    def create(self, options: CreateOptions, *, scenario: str | None = None, dry_run: bool = False) -> Created:
+    def create(self, options: CreateOptions, *, scenario: str | None = None, dry_run: bool = False,
+               flags: dict[str, str] | None = None) -> Created:
         """Build and check the request; send it unless ``dry_run``. The simulator-only scenario
-        goes to the backend's factory, never through the ``Backend`` interface."""
+        goes to the backend's factory, never through the ``Backend`` interface. The checks speak
+        the API's field names; here, on the CLI's side, they name the flags instead (``flags``: the
+        ones the user typed, where an option has an alias)."""
         from ftctl.backends import load_scenario
-        from ftctl.create_request import build_body
+        from ftctl.create_request import build_body, in_flag_words
         from ftctl.request_checks import check_body
 
-        body = build_body(options)
-        warnings = check_body(body)
-        loaded = load_scenario(self.backend_name, scenario)
-        result = Created(body, warnings)
-        if dry_run:
-            return result
-        result.job = self._open(loaded).create(body)
+        body = build_body(options)  # its messages name the flags already
+        try:
+            warnings = [in_flag_words(w, flags) for w in check_body(body)]
+            loaded = load_scenario(self.backend_name, scenario)
+            result = Created(body, warnings)
+            if dry_run:
+                return result
+            result.job = self._open(loaded).create(body)
+        except InvalidInput as exc:
+            # the embedded simulator's checks (its limits) are usage errors of this command too;
+            # a served one's words arrive as the API's error and are left as they are
+            exc.message = in_flag_words(exc.message, flags)
+            raise
         self._remember([result.job], sent=body)
         return result
 

@@ -187,7 +187,9 @@ def command(app: typer.Typer, name: str | None = None, *, output: str | tuple[st
         run.__signature__ = own.replace(parameters=params + list(_SHARED.values()) + [_CONTEXT])  # type: ignore[attr-defined]
         run.__annotations__ = {}
         run.output_kinds = kinds  # type: ignore[attr-defined]
-        app.command(name, **kwargs)(run)
+        from ftctl.commands.help_layout import Command
+
+        app.command(name, cls=Command, **kwargs)(run)
         return fn
 
     return register

@@ -21,13 +21,9 @@ def register(app: typer.Typer) -> None:
     command(app, "explain", output="explanation", help=EXPLAIN_HELP)(explain)
 
 
-EXPLAIN_HELP = """Explain why early stopping fired, or did not, for a job: the best step, the halt step, the
-non-improving streak evaluation by evaluation, what was promoted and refunded, and whether a
-replay of the history agrees with the server's verdict.
+EXPLAIN_HELP = """Explain why early stopping fired, or did not, for a job: the best step, the halt step, the non-improving streak evaluation by evaluation, what was promoted and refunded, and whether a replay of the history agrees with the server's verdict.
 
-With --patience, --min-delta or --warmup-evals, also replay the history under those settings
-(the job's own for the others): where it would have halted, which step would have been promoted,
-and the steps saved or spent. Give several values (--patience 1,2,3,5) for a sweep table.
+With --patience, --min-delta or --warmup-evals, also replay the history under those settings (the job's own for the others): where it would have halted, which step would have been promoted, and the steps saved or spent. Give several values (--patience 1,2,3,5) for a sweep table.
 """
 
 

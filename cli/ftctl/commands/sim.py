@@ -18,7 +18,9 @@ SERVE_HELP = (
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(name="sim", help="The simulator: serve it over HTTP.", no_args_is_help=True)
+    from ftctl.commands.help_layout import Group
+
+    group = typer.Typer(name="sim", cls=Group, help="The simulator: serve it over HTTP.", no_args_is_help=True)
     command(group, "serve", output="server", help=SERVE_HELP)(serve)
     app.add_typer(group)
 
