@@ -214,9 +214,10 @@ CASES: list[Bad] = [
     Bad("scenario too large", (*CREATE_ES, "--sim-scenario", "{tmp}/s.json"),
         f"is {MAX_FILE_BYTES + 1} bytes; the limit is {MAX_FILE_BYTES}", prepare=oversized_scenario),
     Bad("scenario a directory", (*CREATE_ES, "--sim-scenario", "{tmp}"), "unknown --sim-scenario '{tmp}'"),
-    Bad("scenario on the real backend", (*CREATE_ES, "--sim-scenario", "plateau", "--base-url", "{trap}"),
-        "--sim-scenario works only with the simulator (--backend sim); the together backend trains on your data "
-        "(got 'plateau')", env=_on_the_api()),
+    Bad("scenario too large for the header to a served simulator",
+        (*CREATE_ES, "--sim-scenario", "{tmp}/s.json", "--base-url", "{trap}"),
+        "too large to send in the X-Ftctl-Sim-Scenario header (at most 8000)", env=_on_the_api(),
+        prepare=scenario('{"eval_loss": [' + ", ".join(["1.2345678"] * 2000) + "]}")),
 
     # -- --fields --------------------------------------------------------------------------------
     Bad("unknown field on list", ("list", "--fields", "id,stauts"), "unknown field 'stauts' for --fields"),
@@ -298,8 +299,13 @@ CASES: list[Bad] = [
     Bad("completion for an unknown shell", ("completion", "tcsh"), "no completion script for shell 'tcsh'"),
     Bad("sim serve on an impossible port", ("sim", "serve", "--port", "70000"), "70000 is not in the range "
                                                                                  "0<=x<=65535"),
-    Bad("sim serve with an unknown scenario", ("sim", "serve", "--port", "0", "--scenario", "flat"),
+    Bad("sim serve with an unknown scenario", ("sim", "serve", "--port", "0", "--sim-scenario", "flat"),
         "unknown --sim-scenario 'flat'"),
+    Bad("sim serve with an unknown scenario, by its old name", ("sim", "serve", "--port", "0", "--scenario", "flat"),
+        "unknown --scenario 'flat'"),
+    Bad("sim serve given a backend", ("sim", "serve", "--port", "0", "--backend", "sim"), "No such option: --backend"),
+    Bad("completion given a base URL before the command", ("--base-url", "http://127.0.0.1:9", "completion", "bash"),
+        "--base-url does not apply to 'ftctl completion'"),
 ]
 
 

@@ -34,6 +34,13 @@ def check_job_id(job_id: str) -> str:
 
 
 @dataclass
+class EventLog:
+    rows: list[Wire]
+    types_present: list[str]  # in the order they first occur
+    unmatched: list[str]  # asked-for types that occur nowhere in the log
+
+
+@dataclass
 class Created:
     body: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
@@ -140,13 +147,21 @@ class Service:
         return answer
 
     def events(self, job_id: str, *, types: list[str] | None = None) -> list[Wire]:
+        return self.event_log(job_id, types=types).rows
+
+    def event_log(self, job_id: str, *, types: list[str] | None = None) -> EventLog:
+        """The job's events, only those of ``types`` if given, and the types the whole log holds
+        (so that a type that matched nothing can be told apart from a typo)."""
         if types and not all(t.strip() for t in types):
             raise InvalidInput("--type must name an event type, such as early_stopped or refund (got '')")
         rows = self.backend.events(check_job_id(job_id))
+        present = list(dict.fromkeys(str(e.get("type") or "") for e in rows))
+        unmatched: list[str] = []
         if types:
             wanted = {t.lower() for t in types}
+            unmatched = [t for t in types if t.lower() not in {p.lower() for p in present}]
             rows = [e for e in rows if str(e.get("type") or "").lower() in wanted]
-        return rows
+        return EventLog(rows, present, unmatched)
 
     def checkpoints(self, job_id: str) -> list[Wire]:
         return self.backend.checkpoints(check_job_id(job_id))
