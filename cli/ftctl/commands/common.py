@@ -133,8 +133,9 @@ class Session:
         self.term.note("Note: using the embedded simulator, as TOGETHER_API_KEY is not set (--backend together "
                        "for the real API). Shown once; FTCTL_BACKEND=sim chooses the simulator without it.")
         try:
-            marker.parent.mkdir(parents=True, exist_ok=True)  # the store makes it only when first used
-            marker.write_text("the note about the embedded simulator has been shown\n")
+            # the home is user-only, as the store and the cache make it (they make it only when first used)
+            marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
         except OSError:
             pass  # a read-only home: the note just comes again
 
