@@ -14,7 +14,6 @@ import time
 import httpx
 import pytest
 
-from ftctl.backends.simulator import backend as sim_backend
 from ftctl.backends.simulator import scenarios, timeline
 from ftctl.backends.simulator.backend import Simulator
 from served import TOKEN, served
@@ -75,7 +74,8 @@ def _cell(value) -> str:
         else str(value)
 
 
-def test_every_view_agrees_for_every_preset_at_several_instants(ftctl, monkeypatch, ftctl_home):
+def test_every_view_agrees_for_every_preset_at_several_instants(ftctl, monkeypatch, ftctl_home, sim_time,
+                                                                run_environment):
     """CLI list/retrieve (human and --json) and sim serve's HTTP list/retrieve, for each preset,
     at instants from pending to long after the end.
 
@@ -85,8 +85,6 @@ def test_every_view_agrees_for_every_preset_at_several_instants(ftctl, monkeypat
     speed = 0.03  # a step every 33.3 s
     step = 1 / speed
     monkeypatch.setenv("FTCTL_SIM_SPEED", str(speed))
-    clock = Clock(time.time())
-    monkeypatch.setattr(sim_backend, "now", clock)
 
     expected_final = {}
     jobs: dict[str, tuple[str, float]] = {}
@@ -100,11 +98,11 @@ def test_every_view_agrees_for_every_preset_at_several_instants(ftctl, monkeypat
                     BEFORE_TRAINING + run + 1, BEFORE_TRAINING + run + timeline.UPLOAD + 2, 10_000]
         for k in instants:
             age = (k + 0.5) * step
-            clock.t = time.time() - age
+            sim_time.t = time.time() - age
             made = ftctl(*CREATE, "--sim-scenario", preset, "--json")
             assert made.exit_code == 0, made.stderr
             jobs[made.json()["id"]] = (preset, k)
-    monkeypatch.setattr(sim_backend, "now", time.time)
+    run_environment["environment"] = None  # from here on, every reader is on the real clock
 
     listed_json = {j["id"]: j for j in ftctl("list", "--json").json()}
     listed_plain = {line.split("\t", 1)[0]: line.split("\t") for line in ftctl("list").stdout.splitlines()}
