@@ -95,7 +95,13 @@ def _candidates(patience: str | None, min_delta: str | None, warmup: str | None)
     if len(combos) > MAX_SWEEP:
         raise InvalidInput(f"a sweep is limited to {MAX_SWEEP} combinations of settings (got {len(combos)})")
     for p, d, w in combos:
-        check_settings(1 if p is None else p, 0.0 if d is None else d, 0 if w is None else w)
+        try:
+            check_settings(1 if p is None else p, 0.0 if d is None else d, 0 if w is None else w)
+        except InvalidInput as exc:  # create's rules, in this command's flags
+            from ftctl.create_request import in_flag_words
+
+            exc.message = in_flag_words(exc.message)
+            raise
     return combos
 
 
