@@ -166,10 +166,10 @@ CASES: list[Bad] = [
         "--early-stopping-patience must be >= 1 (got 0)"),
     Bad("warmup_evals negative by its long alias", (*CREATE_ES, "--early-stopping-warmup-evals", "-1"),
         "--early-stopping-warmup-evals must be >= 0 (got -1)"),
-    Bad("early stopping without a validation file", ("create", "-t", "f", "-m", "m", "--early-stopping"),
+    Bad("early stopping without a validation file", ("create", "-t", "f", "-m", MODEL, "--early-stopping"),
         "--early-stopping requires a validation file (--validation-file)"),
     Bad("early stopping by its long alias without a validation file",
-        ("create", "-t", "f", "-m", "m", "--early-stopping-enabled"),
+        ("create", "-t", "f", "-m", MODEL, "--early-stopping-enabled"),
         "--early-stopping-enabled requires a validation file (--validation-file)"),
     Bad("no model", ("create", "-t", "f"), "give the base model: --model (-m) NAME, or --from-checkpoint ft-ID "
                                            "to continue a job (got neither)"),

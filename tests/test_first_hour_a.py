@@ -11,13 +11,14 @@ import re
 
 import httpx
 import pytest
+from kit import MODEL
 import typer
 
 from ftctl.backends.simulator import scenarios
 from ftctl.output import terminal
 from served import TOKEN, served
 
-CREATE = ("create", "-t", "train", "-v", "val", "-m", "m")
+CREATE = ("create", "-t", "train", "-v", "val", "-m", MODEL)
 
 
 # -- --early-stopping needs no --n-evals ------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from kit import MODEL
 import typer
 
 from ftctl.app import app
@@ -91,7 +92,7 @@ def test_bare_ftctl_prints_help_and_no_empty_error(ftctl, argv):
     ("--lr", "--learning-rate", "0.0003", "learning_rate"),
 ])
 def test_hidden_long_spellings_still_work(ftctl, alias, name, value, field):
-    base = ("create", "-t", "f", "-v", "v", "-m", "m", "--n-evals", "10", "--early-stopping", "--dry-run")
+    base = ("create", "-t", "f", "-v", "v", "-m", MODEL, "--n-evals", "10", "--early-stopping", "--dry-run")
     by_alias, by_name = ftctl(*base, alias, value), ftctl(*base, name, value)
     assert by_alias.exit_code == by_name.exit_code == 0, by_alias.stderr
     assert by_alias.json() == by_name.json()
@@ -101,6 +102,6 @@ def test_hidden_long_spellings_still_work(ftctl, alias, name, value, field):
 
 
 def test_the_old_early_stopping_spellings_still_work(ftctl):
-    base = ("create", "-t", "f", "-v", "v", "-m", "m", "--dry-run")
+    base = ("create", "-t", "f", "-v", "v", "-m", MODEL, "--dry-run")
     assert ftctl(*base, "--early-stopping-enabled").json()["early_stopping_enabled"] is True
     assert ftctl(*base, "--early-stopping", "--no-early-stopping").json()["early_stopping_enabled"] is False
