@@ -55,8 +55,8 @@ def create(
                                                rich_help_panel=TRAINING)] = 1,
     batch_size: Annotated[str, typer.Option(help="Batch size, or 'max'.", rich_help_panel=TRAINING)] = "max",
     learning_rate: Annotated[Optional[float], typer.Option(
-        "--learning-rate", help="Peak learning rate (also --lr).", rich_help_panel=TRAINING,
-        show_default="1e-05")] = None,
+        "--learning-rate", help="Peak learning rate, also --lr (default: 1e-05).", rich_help_panel=TRAINING,
+        show_default=False)] = None,
     lr: Annotated[Optional[float], _alias("--lr")] = None,
     lr_scheduler_type: Annotated[str, typer.Option(
         help="cosine or linear.", rich_help_panel=TRAINING,
