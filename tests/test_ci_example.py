@@ -94,7 +94,7 @@ def test_bad_request_exits_2_and_creates_nothing(tools, ftctl):
     result = run_ci(tools, TRAINING_FILE="my file.jsonl", SIM_SCENARIO="plateau")
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
-    assert "training_file must be a non-empty id" in result.stderr and "got 'my file.jsonl'" in result.stderr
+    assert "--training-file must be a non-empty id" in result.stderr and "got 'my file.jsonl'" in result.stderr
     assert ftctl("list", "--json").json() == []
 
 

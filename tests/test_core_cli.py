@@ -176,24 +176,24 @@ def test_unset_early_stopping_knobs_are_omitted(ftctl):
 
 BAD = [
     (["--n-evals", "3", "--early-stopping", "--patience", "2", "--warmup-evals", "1"],
-     "Early stopping requires n_evals >= patience + warmup_evals + 1 = 4 (got n_evals=3)"),
+     "--early-stopping requires --n-evals >= --patience + --warmup-evals + 1 = 4 (got --n-evals=3)"),
     (["--n-evals", "0", "--early-stopping"],
-     "Early stopping requires n_evals >= patience + warmup_evals + 1 = 4 (got n_evals=0)"),
-    (["--early-stopping", "--patience", "0", "--n-evals", "10"], "early_stopping_patience must be >= 1 (got 0)"),
+     "--early-stopping requires --n-evals >= --patience + --warmup-evals + 1 = 4 (got --n-evals=0)"),
+    (["--early-stopping", "--patience", "0", "--n-evals", "10"], "--patience must be >= 1 (got 0)"),
     (["--early-stopping", "--warmup-evals", "-1", "--n-evals", "10"],
-     "early_stopping_warmup_evals must be >= 0 (got -1)"),
+     "--warmup-evals must be >= 0 (got -1)"),
     (["--early-stopping", "--min-delta", "-0.01", "--n-evals", "10"],
-     "early_stopping_min_delta must be >= 0 (got -0.01)"),
-    (["--early-stopping", "--min-delta", "nan", "--n-evals", "10"], "early_stopping_min_delta must be >= 0 (got nan)"),
-    (["--early-stopping", "--min-delta", "inf", "--n-evals", "10"], "early_stopping_min_delta must be finite (got inf)"),
+     "--min-delta must be >= 0 (got -0.01)"),
+    (["--early-stopping", "--min-delta", "nan", "--n-evals", "10"], "--min-delta must be >= 0 (got nan)"),
+    (["--early-stopping", "--min-delta", "inf", "--n-evals", "10"], "--min-delta must be finite (got inf)"),
     (["--early-stopping", "--patience", "2.5", "--n-evals", "10"], "'2.5' is not a valid int"),
-    (["--n-epochs", "0"], "n_epochs must be >= 1 (got 0)"),
-    (["--learning-rate", "-1"], "learning_rate must be > 0 (got -1)"),
-    (["--warmup-ratio", "1.5"], "warmup_ratio must be >= 0 and <= 1 (got 1.5)"),
+    (["--n-epochs", "0"], "--n-epochs must be >= 1 (got 0)"),
+    (["--learning-rate", "-1"], "--learning-rate must be > 0 (got -1)"),
+    (["--warmup-ratio", "1.5"], "--warmup-ratio must be >= 0 and <= 1 (got 1.5)"),
     (["--batch-size", "big"], "--batch-size must be a whole number >= 1 or 'max' (got 'big')"),
-    (["--training-method", "ppo"], "training_method must be sft or dpo (got 'ppo')"),
+    (["--training-method", "ppo"], "--training-method must be sft or dpo (got 'ppo')"),
     (["--dpo-beta", "0.1"], "--dpo-beta applies only to --training-method dpo (got sft)"),
-    (["--suffix", "x" * 41], "suffix must be at most 40"),
+    (["--suffix", "x" * 41], "--suffix must be at most 40"),
     (["--sim-scenario", "nonesuch"], "unknown --sim-scenario 'nonesuch'"),
 ]
 
@@ -211,13 +211,13 @@ def test_bad_input_is_one_line_exit_2_and_nothing_created(ftctl, args, message):
 def test_no_validation_file_with_early_stopping(ftctl):
     result = ftctl("create", "-t", "f", "-m", MODEL, "--n-evals", "10", "--early-stopping")
     assert result.exit_code == 2
-    assert "Early stopping requires a validation file (validation_file)." in result.stderr
+    assert "--early-stopping requires a validation file (--validation-file)." in result.stderr
 
 
 def test_scenario_with_fewer_values_than_evaluations(ftctl, scenario_file):
     result = ftctl(*BASE, "--n-evals", "10", "--sim-scenario", scenario_file([1.0, 0.9]))
     assert result.exit_code == 2
-    assert "has 2 eval_loss values but the job runs n_evals=10" in result.stderr
+    assert "has 2 eval_loss values but the job runs --n-evals=10" in result.stderr
     assert ftctl("list", "--json").json() == []
 
 

@@ -98,7 +98,7 @@ def test_1_network_unreachable(ftctl_proc):
 @pytest.mark.parametrize("argv,message", [
     (["list", "--bogus"], "No such option: --bogus"),
     (["create", "-t", "f", "-m", MODEL, "--n-evals", "2", "--early-stopping", "--patience", "2", "-v", "v"],
-     "n_evals >= patience + warmup_evals + 1"),
+     "--n-evals >= --patience + --warmup-evals + 1"),
     (["retrieve", "not an id!"], "is not a job id"),
 ])
 def test_2_invalid_usage_or_input_sends_nothing(ftctl_proc, argv, message):

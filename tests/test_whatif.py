@@ -85,11 +85,11 @@ def test_sweep_table_and_json(ftctl, scenario_file):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--patience", "0"], "early_stopping_patience must be >= 1 (got 0)"),
+    (["--patience", "0"], "--patience must be >= 1 (got 0)"),
     (["--patience", "two"], "--patience takes integers separated by commas (got 'two')"),
-    (["--min-delta", "-0.1"], "early_stopping_min_delta must be >= 0 (got -0.1)"),
-    (["--min-delta", "nan"], "early_stopping_min_delta must be >= 0 (got nan)"),
-    (["--warmup-evals", "-1"], "early_stopping_warmup_evals must be >= 0 (got -1)"),
+    (["--min-delta", "-0.1"], "--min-delta must be >= 0 (got -0.1)"),
+    (["--min-delta", "nan"], "--min-delta must be >= 0 (got nan)"),
+    (["--warmup-evals", "-1"], "--warmup-evals must be >= 0 (got -1)"),
     (["--patience", ",".join(str(p) for p in range(1, 30)), "--min-delta", ",".join(["0"] * 10)],
      "a sweep is limited to 200 combinations of settings (got 290)"),
 ])

@@ -89,7 +89,7 @@ def _run(argv: list[str], environment: Environment | None) -> int:
     color = _option(argv, "--color") or "auto"
     import typer
     from typer import Abort
-    from typer._click.exceptions import ClickException, UsageError
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
     from ftctl.errors import ExitCode, FtctlError, InvalidInput
 
@@ -100,6 +100,12 @@ def _run(argv: list[str], environment: Environment | None) -> int:
         result = command.main(args=argv, prog_name="ftctl", standalone_mode=False,
                               obj={"environment": environment} if environment is not None else None)
         return result if isinstance(result, int) else 0
+    except NoArgsIsHelpError as exc:
+        # `ftctl` or `ftctl sim` alone: the help is the answer (Typer has printed it already), exit 2
+        # as for any incomplete command line, and no "Error:" line with nothing after it
+        if exc.format_message().strip():
+            sys.stdout.write(exc.format_message().rstrip("\n") + "\n")
+        return int(ExitCode.USAGE)
     except UsageError as exc:
         where = f" (see 'ftctl{_subcommand(exc)} --help')"
         return _report(InvalidInput(exc.format_message() + where), json_errors, color)

@@ -10,12 +10,14 @@ from ftctl import __version__
 from ftctl.commands import (checkpoints, compare, completers, completion, create, download, events, explain,
                             files, jobs, metrics, report, sim, wait)
 from ftctl.commands.common import ROOT_PARAMS, root_options
+from ftctl.commands.help_layout import Group
 from ftctl.errors import EXIT_CODES
 
 EPILOG = "Exit codes:\n" + "\n".join(f"  {int(code):>3}  {meaning}" for code, meaning in EXIT_CODES.items())
 
 app = typer.Typer(
     name="ftctl",
+    cls=Group,
     help="Start, follow and understand fine-tuning jobs with early stopping, on Together's API or "
          "the embedded simulator (the default when TOGETHER_API_KEY is not set).",
     epilog=EPILOG,

@@ -23,7 +23,7 @@ class CreateOptions:
     from_checkpoint: str | None = None
     validation_file: str | None = None
     n_epochs: int = 1
-    n_evals: int = 0
+    n_evals: int | None = None  # None: 0, or DEFAULT_ES_EVALS with early stopping (default_n_evals)
     n_checkpoints: int = 1
     batch_size: str = "max"
     learning_rate: float = 1e-5
@@ -63,9 +63,12 @@ class CreateOptions:
 
 def build_body(o: CreateOptions) -> dict[str, Any]:
     """The JSON body, in the SDK's field order. Raises ``InvalidInput`` for options that clash."""
-    if bool(o.model) == bool(o.from_checkpoint):
-        raise InvalidInput("exactly one of --model and --from-checkpoint is required "
-                           f"(got model={o.model!r}, from_checkpoint={o.from_checkpoint!r})")
+    if not o.model and not o.from_checkpoint:
+        raise InvalidInput("give the base model: --model (-m) NAME, or --from-checkpoint ft-ID to continue "
+                           "a job (got neither)")
+    if o.model and o.from_checkpoint:
+        raise InvalidInput("give --model or --from-checkpoint, not both "
+                           f"(got --model {o.model!r} and --from-checkpoint {o.from_checkpoint!r})")
     method = o.training_method.lower()
     dpo_given = [flag for flag, value in (
         ("--dpo-beta", o.dpo_beta), ("--rpo-alpha", o.rpo_alpha), ("--simpo-gamma", o.simpo_gamma),
@@ -98,7 +101,7 @@ def build_body(o: CreateOptions) -> dict[str, Any]:
     body["max_grad_norm"] = o.max_grad_norm
     body["weight_decay"] = o.weight_decay
     body["n_checkpoints"] = o.n_checkpoints
-    body["n_evals"] = o.n_evals
+    body["n_evals"] = default_n_evals(o) if o.n_evals is None else o.n_evals
     body["batch_size"] = _batch_size(o.batch_size)
     optional = {
         "max_seq_length": o.max_seq_length,
@@ -136,6 +139,56 @@ def build_body(o: CreateOptions) -> dict[str, Any]:
     else:
         body["training_method"] = {"method": method, "train_on_inputs": _train_on_inputs(o.train_on_inputs)}
     return body
+
+
+DEFAULT_ES_EVALS = 10
+
+
+def default_n_evals(o: CreateOptions) -> int:
+    """``--n-evals`` when not given: 0, but with ``--early-stopping`` and a validation file 10, or
+    patience + warmup_evals + 2 if that is more, so that the rule can fire before the last
+    evaluation and refund steps (``--early-stopping`` alone used to fail on n_evals=0)."""
+    if not (o.early_stopping and o.validation_file):
+        return 0
+    from ftctl import early_stopping as es
+
+    patience = o.patience if isinstance(o.patience, int) and o.patience >= 1 else es.DEFAULT_PATIENCE
+    warmup = o.warmup_evals if isinstance(o.warmup_evals, int) and o.warmup_evals >= 0 else es.DEFAULT_WARMUP_EVALS
+    return max(DEFAULT_ES_EVALS, patience + warmup + 2)
+
+
+# The create body's fields (and the words the shared checks use for them) -> the CLI flag. The
+# checks in ``request_checks`` and ``early_stopping`` speak the API's words, as a server must; the
+# CLI says them in the flags the user typed (``in_flag_words``).
+FIELD_FLAGS: dict[str, str] = {
+    **{name: "--" + name.replace("_", "-") for name in (
+        "training_file", "validation_file", "model", "from_checkpoint", "suffix", "n_epochs", "n_evals",
+        "n_checkpoints", "batch_size", "learning_rate", "lr_scheduler_type", "min_lr_ratio", "warmup_ratio",
+        "max_grad_norm", "weight_decay", "max_seq_length", "gradient_accumulation_steps", "random_seed",
+        "training_method", "lora_r", "lora_alpha", "lora_dropout", "lora_trainable_modules", "dpo_beta",
+        "rpo_alpha", "simpo_gamma", "wandb_project_name", "wandb_name", "wandb_entity", "wandb_base_url")},
+    "num_cycles": "--scheduler-num-cycles",
+    "early_stopping_enabled": "--early-stopping",
+    "early_stopping_patience": "--patience",
+    "early_stopping_min_delta": "--min-delta",
+    "early_stopping_warmup_evals": "--warmup-evals",
+}
+# the early-stopping rule's own words for its settings, and its name in its messages
+_SHORT_WORDS = {"patience": "early_stopping_patience", "min_delta": "early_stopping_min_delta",
+                "warmup_evals": "early_stopping_warmup_evals", "Early stopping": "early_stopping_enabled"}
+
+
+def in_flag_words(text: str, typed: dict[str, str] | None = None) -> str:
+    """``text`` with each field name replaced by its flag: the one the user typed (``typed``, for
+    a hidden alias such as ``--early-stopping-patience`` or ``--lr``), else the listed one."""
+    import re
+
+    flags = {**FIELD_FLAGS, **(typed or {})}
+    words = {**flags, **{word: flags[field] for word, field in _SHORT_WORDS.items()}}
+    # not inside a path or a quoted value the user gave: "(got 'n_evals')" keeps its word
+    pattern = re.compile(r"(?<![\w./'\"-])(" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+                         + r")(?![\w/'\"-])")
+    return pattern.sub(lambda m: words[m.group(1)], text)
 
 
 def _batch_size(value: str | int) -> str | int:

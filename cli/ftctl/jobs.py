@@ -34,6 +34,13 @@ def check_job_id(job_id: str) -> str:
 
 
 @dataclass
+class EventLog:
+    rows: list[Wire]
+    types_present: list[str]  # in the order they first occur
+    unmatched: list[str]  # asked-for types that occur nowhere in the log
+
+
+@dataclass
 class Created:
     body: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
@@ -80,20 +87,29 @@ class Service:
     def _sent(self, job_id: str) -> dict[str, Any] | None:
         return self.local.sent(job_id) if self.local is not None else None
 
-    def create(self, options: CreateOptions, *, scenario: str | None = None, dry_run: bool = False) -> Created:
+    def create(self, options: CreateOptions, *, scenario: str | None = None, dry_run: bool = False,
+               flags: dict[str, str] | None = None) -> Created:
         """Build and check the request; send it unless ``dry_run``. The simulator-only scenario
-        goes to the backend's factory, never through the ``Backend`` interface."""
+        goes to the backend's factory, never through the ``Backend`` interface. The checks speak
+        the API's field names; here, on the CLI's side, they name the flags instead (``flags``: the
+        ones the user typed, where an option has an alias)."""
         from ftctl.backends import load_scenario
-        from ftctl.create_request import build_body
+        from ftctl.create_request import build_body, in_flag_words
         from ftctl.request_checks import check_body
 
-        body = build_body(options)
-        warnings = check_body(body)
-        loaded = load_scenario(self.backend_name, scenario)
-        result = Created(body, warnings)
-        if dry_run:
-            return result
-        result.job = self._open(loaded).create(body)
+        body = build_body(options)  # its messages name the flags already
+        try:
+            warnings = [in_flag_words(w, flags) for w in check_body(body)]
+            loaded = load_scenario(self.backend_name, scenario)
+            result = Created(body, warnings)
+            if dry_run:
+                return result
+            result.job = self._open(loaded).create(body)
+        except InvalidInput as exc:
+            # the embedded simulator's checks (its limits) are usage errors of this command too;
+            # a served one's words arrive as the API's error and are left as they are
+            exc.message = in_flag_words(exc.message, flags)
+            raise
         self._remember([result.job], sent=body)
         return result
 
@@ -132,13 +148,21 @@ class Service:
         return answer
 
     def events(self, job_id: str, *, types: list[str] | None = None) -> list[Wire]:
+        return self.event_log(job_id, types=types).rows
+
+    def event_log(self, job_id: str, *, types: list[str] | None = None) -> EventLog:
+        """The job's events, only those of ``types`` if given, and the types the whole log holds
+        (so that a type that matched nothing can be told apart from a typo)."""
         if types and not all(t.strip() for t in types):
             raise InvalidInput("--type must name an event type, such as early_stopped or refund (got '')")
         rows = self.backend.events(check_job_id(job_id))
+        present = list(dict.fromkeys(str(e.get("type") or "") for e in rows))
+        unmatched: list[str] = []
         if types:
             wanted = {t.lower() for t in types}
+            unmatched = [t for t in types if t.lower() not in {p.lower() for p in present}]
             rows = [e for e in rows if str(e.get("type") or "").lower() in wanted]
-        return rows
+        return EventLog(rows, present, unmatched)
 
     def checkpoints(self, job_id: str) -> list[Wire]:
         return self.backend.checkpoints(check_job_id(job_id))

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from ftctl.errors import InvalidInput
-
 if TYPE_CHECKING:
     from ftctl.backend import Backend
     from ftctl.backends.simulator.scenarios import Scenario
@@ -17,17 +15,19 @@ if TYPE_CHECKING:
     from ftctl.environment import Clock
 
 
-def load_scenario(backend_name: str, spec: str | None) -> Scenario | None:
-    """The simulator-only ``--sim-scenario``, checked before anything is sent. It never travels
-    through the ``Backend`` interface: the factory hands it to the simulator it opens."""
+def load_scenario(backend_name: str, spec: str | None, *, option: str = "--sim-scenario") -> Scenario | None:
+    """``--sim-scenario`` (a preset or a scenario file), checked before anything is sent. It never
+    travels through the ``Backend`` interface: the factory hands it to the simulator it opens, or,
+    on the together backend, sends it in the ``X-Ftctl-Sim-Scenario`` header, which ``ftctl sim
+    serve`` reads (a real API ignores a header it does not know)."""
     if spec is None:
         return None
-    if backend_name != "sim":
-        raise InvalidInput(f"--sim-scenario works only with the simulator (--backend sim); "
-                           f"the {backend_name} backend trains on your data (got {spec!r})")
-    from ftctl.backends.simulator.scenarios import load
+    from ftctl.backends.simulator.scenarios import header_value, load
 
-    return load(spec)
+    scenario = load(spec, option=option)
+    if backend_name != "sim":
+        header_value(scenario)  # too large for a header: say so now, before anything is sent
+    return scenario
 
 
 def open_backend(config: Config, *, trace: Callable[[str], None] | None = None,
@@ -42,4 +42,8 @@ def open_backend(config: Config, *, trace: Callable[[str], None] | None = None,
                          clock=clock.now if clock is not None else None)
     from ftctl.backends.together import TogetherBackend
 
-    return TogetherBackend(config, trace=trace)
+    if scenario is None:
+        return TogetherBackend(config, trace=trace)
+    from ftctl.backends.simulator.scenarios import HEADER, header_value
+
+    return TogetherBackend(config, trace=trace, create_headers={HEADER: header_value(scenario)})

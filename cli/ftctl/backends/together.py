@@ -103,7 +103,9 @@ class TogetherBackend:
 
     def __init__(self, config: Config, *, trace: Callable[[str], None] | None = None,
                  settings: HttpSettings | None = None, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 create_headers: dict[str, str] | None = None) -> None:
+        self._create_headers = dict(create_headers or {})  # e.g. a served simulator's scenario
         key = (config.api_key or "").strip()
         if not key:
             raise AuthError("TOGETHER_API_KEY is not set: export TOGETHER_API_KEY=<your key> (from "
@@ -136,7 +138,8 @@ class TogetherBackend:
 
     def create(self, body: Wire) -> Wire:
         # Not idempotent: a read timeout may mean the job exists, so it is not retried blindly.
-        return self._job(self._request("POST", "/v1/fine-tunes", body=body, idempotent=False), "the new job")
+        return self._job(self._request("POST", "/v1/fine-tunes", body=body, idempotent=False,
+                                       headers=self._create_headers), "the new job")
 
     def retrieve(self, job_id: str, *, events: bool = True) -> Wire:
         return self._job(self._request("GET", f"/v1/fine-tunes/{job_id}"), f"job {job_id}")
@@ -235,7 +238,8 @@ class TogetherBackend:
     # -- one request, with retries ---------------------------------------------------------------
 
     def _request(self, method: str, path: str, *, body: Wire | None = None,
-                 params: dict[str, Any] | None = None, idempotent: bool = True) -> Any:
+                 params: dict[str, Any] | None = None, idempotent: bool = True,
+                 headers: dict[str, str] | None = None) -> Any:
         attempts = self.settings.max_retries + 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
@@ -243,7 +247,7 @@ class TogetherBackend:
             started = time.monotonic()
             try:
                 response = self._client.request(method, path, json=body, params=params,
-                                                headers={"x-ftctl-retry-count": str(attempt)})
+                                                headers={"x-ftctl-retry-count": str(attempt), **(headers or {})})
             except httpx.RequestError as exc:
                 reason = self._describe(exc)
                 sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ftctl.output.render import Shown
 
 OUTPUT = "Output"
+SIM_NOTE_MARKER = "simulator-note-shown"
 CONNECTION = "Connection"
 
 _SHARED: dict[str, inspect.Parameter] = {
@@ -109,17 +110,34 @@ class Session:
             from ftctl.backends import open_backend
 
             config = self.config
-            if config.backend == "sim" and config.backend_defaulted:
-                import os
-
-                # a URL given without a key would otherwise be dropped without a word
-                url = self._base_url or os.environ.get("TOGETHER_BASE_URL")
-                self.term.note("Note: using the embedded simulator (TOGETHER_API_KEY is not set; "
-                               + (f"{url} is not used: set TOGETHER_API_KEY or pass --backend together)."
-                                  if url else "--backend together for the real API)."))
             self._backend = open_backend(config, trace=self.term.note if self.debug else None, scenario=scenario,
                                          clock=self.environment.clock)
+            if config.backend == "sim" and config.backend_defaulted:
+                self._simulator_note(config)
         return self._backend
+
+    def _simulator_note(self, config: Config) -> None:
+        """Say that the simulator was chosen because no key is set: once per FTCTL_HOME (remembered
+        in a marker file), and how to choose it without the note. A URL given without a key would
+        otherwise be dropped without a word: that is said every time."""
+        import os
+
+        url = self._base_url or os.environ.get("TOGETHER_BASE_URL")
+        if url:
+            self.term.note(f"Note: using the embedded simulator (TOGETHER_API_KEY is not set; {url} is not "
+                           "used: set TOGETHER_API_KEY or pass --backend together).")
+            return
+        marker = config.home / SIM_NOTE_MARKER
+        if marker.exists():
+            return
+        self.term.note("Note: using the embedded simulator, as TOGETHER_API_KEY is not set (--backend together "
+                       "for the real API). Shown once; FTCTL_BACKEND=sim chooses the simulator without it.")
+        try:
+            # the home is user-only, as the store and the cache make it (they make it only when first used)
+            marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
+        except OSError:
+            pass  # a read-only home: the note just comes again
 
     @property
     def local(self) -> LocalState:
@@ -156,11 +174,13 @@ class Session:
 
 
 def command(app: typer.Typer, name: str | None = None, *, output: str | tuple[str, ...] = (),
-            **kwargs: Any) -> Callable[[Callable], Callable]:
+            without: tuple[str, ...] = (), **kwargs: Any) -> Callable[[Callable], Callable]:
     """Register ``fn(session, ...)`` as a command taking the shared options too. ``output`` is the
     kind (or kinds) of object its ``--json`` prints, for ``--fields``; it rides on the registered
-    callback (``output_kinds``), where the ``--fields`` completer finds it."""
+    callback (``output_kinds``), where the ``--fields`` completer finds it. ``without`` names the
+    shared options that do not apply: not offered, and refused when given before the command."""
     kinds = (output,) if isinstance(output, str) else tuple(output)
+    shared_here = {k: p for k, p in _SHARED.items() if k not in without}
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         own = inspect.signature(fn, eval_str=True)
@@ -171,7 +191,12 @@ def command(app: typer.Typer, name: str | None = None, *, output: str | tuple[st
             ctx: typer.Context = values.pop("_ctx")
             inherited = dict(ctx.find_root().obj or {})
             environment = inherited.pop("environment", None)
-            shared = {k: values.pop(k) for k in _SHARED}
+            for key in without:
+                if inherited.get(key) is not None:
+                    from ftctl.errors import InvalidInput
+
+                    raise InvalidInput(f"--{key.replace('_', '-')} does not apply to '{ctx.command_path}'")
+            shared = {k: values.pop(k) for k in shared_here}
             for key, value in inherited.items():
                 if shared.get(key) is None:
                     shared[key] = value
@@ -184,10 +209,12 @@ def command(app: typer.Typer, name: str | None = None, *, output: str | tuple[st
             finally:
                 session.close()
 
-        run.__signature__ = own.replace(parameters=params + list(_SHARED.values()) + [_CONTEXT])  # type: ignore[attr-defined]
+        run.__signature__ = own.replace(parameters=params + list(shared_here.values()) + [_CONTEXT])  # type: ignore[attr-defined]
         run.__annotations__ = {}
         run.output_kinds = kinds  # type: ignore[attr-defined]
-        app.command(name, **kwargs)(run)
+        from ftctl.commands.help_layout import Command
+
+        app.command(name, cls=Command, **kwargs)(run)
         return fn
 
     return register
@@ -219,9 +246,9 @@ def rows_view(rows: list[dict[str, Any]], view: str, *args: Any) -> Shown:
 
 
 def root_options(ctx: typer.Context, **values: Any) -> None:
-    """Store the root's ``--backend/--base-url/--color/--debug`` for every command to inherit,
+    """Store the root's shared options (``ftctl --json list``) for every command to inherit,
     beside the environment the entry point put there."""
     ctx.obj = {**(ctx.obj or {}), **{k: v for k, v in values.items() if v is not None}}
 
 
-ROOT_PARAMS = [_SHARED[k] for k in ("backend", "base_url", "color", "debug")]
+ROOT_PARAMS = [_SHARED[k] for k in ("json_", "fields", "backend", "base_url", "color", "debug")]

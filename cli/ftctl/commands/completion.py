@@ -22,7 +22,7 @@ pwsh:  ftctl completion powershell | Out-String | Invoke-Expression
 
 
 def register(app: typer.Typer) -> None:
-    command(app, "completion", output="completion", help=HELP)(completion)
+    command(app, "completion", output="completion", help=HELP, without=("backend", "base_url"))(completion)
 
 
 def completion(session: Session, shell: Annotated[str, typer.Argument(

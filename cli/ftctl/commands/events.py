@@ -20,4 +20,8 @@ def events(session: Session, job_id: JOB_ID,
            type_: Annotated[Optional[List[str]], typer.Option(
                "--type", metavar="TYPE", help="Only events of this type (repeatable), e.g. early_stopped.",
                show_default=False)] = None) -> Shown:
-    return rows_view(session.service.events(job_id, types=type_), "events")
+    log = session.service.event_log(job_id, types=type_)
+    if log.unmatched:  # an empty answer is right, but it should not look like a typo's
+        session.term.note(f"Note: no {', '.join(log.unmatched)} event in the log of {job_id}; its types: "
+                          f"{', '.join(log.types_present) or 'none yet'}.")
+    return rows_view(log.rows, "events")

@@ -21,13 +21,9 @@ def register(app: typer.Typer) -> None:
     command(app, "explain", output="explanation", help=EXPLAIN_HELP)(explain)
 
 
-EXPLAIN_HELP = """Explain why early stopping fired, or did not, for a job: the best step, the halt step, the
-non-improving streak evaluation by evaluation, what was promoted and refunded, and whether a
-replay of the history agrees with the server's verdict.
+EXPLAIN_HELP = """Explain why early stopping fired, or did not, for a job: the best step, the halt step, the non-improving streak evaluation by evaluation, what was promoted and refunded, and whether a replay of the history agrees with the server's verdict.
 
-With --patience, --min-delta or --warmup-evals, also replay the history under those settings
-(the job's own for the others): where it would have halted, which step would have been promoted,
-and the steps saved or spent. Give several values (--patience 1,2,3,5) for a sweep table.
+With --patience, --min-delta or --warmup-evals, also replay the history under those settings (the job's own for the others): where it would have halted, which step would have been promoted, and the steps saved or spent. Give several values (--patience 1,2,3,5) for a sweep table.
 """
 
 
@@ -99,7 +95,13 @@ def _candidates(patience: str | None, min_delta: str | None, warmup: str | None)
     if len(combos) > MAX_SWEEP:
         raise InvalidInput(f"a sweep is limited to {MAX_SWEEP} combinations of settings (got {len(combos)})")
     for p, d, w in combos:
-        check_settings(1 if p is None else p, 0.0 if d is None else d, 0 if w is None else w)
+        try:
+            check_settings(1 if p is None else p, 0.0 if d is None else d, 0 if w is None else w)
+        except InvalidInput as exc:  # create's rules, in this command's flags
+            from ftctl.create_request import in_flag_words
+
+            exc.message = in_flag_words(exc.message)
+            raise
     return combos
 
 

@@ -16,7 +16,8 @@ def register(app: typer.Typer) -> None:
     command(app, "retrieve", output="job", help="Show a job: status, progress and, for an early-stopped job, "
                                   "the best step, the halt step and the refund.")(retrieve)
     command(app, "list", output="job", help="List fine-tuning jobs, newest first.")(list_)
-    command(app, "cancel", output="job", help="Cancel a pending, queued or running job.")(cancel)
+    command(app, "cancel", output="job", help="Cancel a pending, queued or running job. A job that has already "
+            "ended (or is being cancelled) is left as it is: one line says so, exit 0.")(cancel)
 
 
 def retrieve(session: Session, job_id: JOB_ID, wait: WAIT = False, timeout: TIMEOUT = None,
@@ -35,17 +36,38 @@ def list_(session: Session,
 
 
 def cancel(session: Session, job_id: JOB_ID, yes: YES = False) -> Shown | None:
-    from ftctl import jobs
-    from ftctl.errors import InvalidInput
+    """The job is read first: one that has ended (or is already being cancelled) gets one line
+    saying so and exit 0, with no question asked and nothing sent; only a job that can still be
+    cancelled is confirmed and cancelled."""
+    from ftctl.errors import ApiError, InvalidInput
 
-    jobs.check_job_id(job_id)
+    job = session.service.retrieve(job_id)
+    if job.get("status") in _NOTHING_TO_CANCEL:
+        return _already(session, job)
     if not yes:
         if not session.term.interactive:
             raise InvalidInput(f"cancelling {job_id} needs --yes when stdin and stdout are not both terminals "
                                "(ftctl never prompts in scripts)")
-        if not typer.confirm(f"Cancel {job_id}? Completed steps are still billed.", default=False,
+        if not typer.confirm(f"Cancel {job_id} ({job.get('status')}, step {job.get('steps_completed', 0)} of "
+                             f"{job.get('total_steps', '?')})? Completed steps are still billed.", default=False,
                              err=True):
             session.term.note("Not cancelled; the job keeps running.")
             return None
-    service = session.service
-    return job_view(service.cancel(job_id), service.sent(job_id))
+    try:
+        return job_view(session.service.cancel(job_id), session.service.sent(job_id))
+    except ApiError:
+        job = session.service.retrieve(job_id)  # it may have ended since it was read
+        if job.get("status") in _NOTHING_TO_CANCEL:
+            return _already(session, job)
+        raise
+
+
+_NOTHING_TO_CANCEL = ("completed", "error", "user_error", "cancelled", "cancel_requested")
+
+
+def _already(session: Session, job: dict) -> Shown:
+    """An ended job: one line on stderr (and the job itself under --json); exit 0 either way."""
+    status = job.get("status")
+    session.term.note(f"{job['id']} is already being cancelled ({status}); nothing to do."
+                      if status == "cancel_requested" else f"{job['id']} has already ended ({status}); nothing to cancel.")
+    return Shown(job, lambda term: None)

@@ -25,12 +25,16 @@ def register(app: typer.Typer) -> None:
 def metrics(
     session: Session,
     job_id: OPTIONAL_JOB_ID = None,
-    global_step_from: Annotated[Optional[int], typer.Option(min=0, rich_help_panel=FILTERS, show_default=False)] = None,
-    global_step_to: Annotated[Optional[int], typer.Option(min=0, rich_help_panel=FILTERS, show_default=False)] = None,
-    logged_at_from: Annotated[Optional[str], typer.Option(metavar="ISO-8601", rich_help_panel=FILTERS,
-                                                          show_default=False)] = None,
-    logged_at_to: Annotated[Optional[str], typer.Option(metavar="ISO-8601", rich_help_panel=FILTERS,
-                                                        show_default=False)] = None,
+    global_step_from: Annotated[Optional[int], typer.Option(
+        min=0, help="Only rows from this training step on.", rich_help_panel=FILTERS, show_default=False)] = None,
+    global_step_to: Annotated[Optional[int], typer.Option(
+        min=0, help="Only rows up to this training step.", rich_help_panel=FILTERS, show_default=False)] = None,
+    logged_at_from: Annotated[Optional[str], typer.Option(
+        metavar="ISO-8601", help="Only rows logged at or after this time (2026-01-31T12:00:00Z).",
+        rich_help_panel=FILTERS, show_default=False)] = None,
+    logged_at_to: Annotated[Optional[str], typer.Option(
+        metavar="ISO-8601", help="Only rows logged at or before this time.", rich_help_panel=FILTERS,
+        show_default=False)] = None,
     resolution: Annotated[Optional[int], typer.Option(
         help="Uniformly sampled training rows (eval rows are always all).", min=1, rich_help_panel=FILTERS,
         show_default=False)] = None,

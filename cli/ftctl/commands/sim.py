@@ -14,12 +14,15 @@ SERVE_HELP = (
     "TOGETHER_API_KEY. Prints the URL on stdout and one line per request on stderr; Ctrl-C or SIGTERM "
     "stops it once in-flight requests finish.\n\n"
     "A request may choose its job's loss curve with the header X-Ftctl-Sim-Scenario: a preset name, "
-    "or a scenario as inline JSON.")
+    "or a scenario as inline JSON (ftctl create --sim-scenario with --backend together sends it).")
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(name="sim", help="The simulator: serve it over HTTP.", no_args_is_help=True)
-    command(group, "serve", output="server", help=SERVE_HELP)(serve)
+    from ftctl.commands.help_layout import Group
+
+    group = typer.Typer(name="sim", cls=Group, help="The simulator: serve it over HTTP.", no_args_is_help=True)
+    # it always serves the simulator: --backend and --base-url do not apply
+    command(group, "serve", output="server", help=SERVE_HELP, without=("backend", "base_url"))(serve)
     app.add_typer(group)
 
 
@@ -28,10 +31,12 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes it to the network.")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port; 0 picks a free one (printed).", min=0, max=65535)] = 8765,
-    scenario: Annotated[Optional[str], typer.Option(
-        metavar="NAME|FILE", help="Loss curve for every job created through the server (a preset or a "
-        "scenario file), unless a request names its own.", show_default=False,
+    sim_scenario: Annotated[Optional[str], typer.Option(
+        "--sim-scenario", metavar="NAME|FILE", help="Loss curve for every job created through the server (a "
+        "preset or a scenario file), unless a request names its own.", show_default=False,
         autocompletion=completers.scenarios)] = None,
+    scenario: Annotated[Optional[str], typer.Option("--scenario", hidden=True, show_default=False,
+                                                    autocompletion=completers.scenarios)] = None,
     faults: Annotated[bool, typer.Option(
         "--faults", help="Enable /_sim/faults to make the next requests fail (429, 500, slow, malformed "
         "JSON, truncated, HTML, empty, dropped mid-body), for testing clients.")] = False,
@@ -53,7 +58,14 @@ def serve(
     from ftctl.backends.simulator.faults import Faults
     from ftctl.loopback import is_loopback
 
-    default_scenario = scenarios.load(scenario) if scenario is not None else None
+    if sim_scenario is not None and scenario is not None:
+        from ftctl.errors import InvalidInput
+
+        raise InvalidInput("--sim-scenario and --scenario are one setting; give it once")
+    if scenario is not None:  # the old spelling: its errors name it
+        default_scenario = scenarios.load(scenario, option="--scenario")
+    else:
+        default_scenario = scenarios.load(sim_scenario) if sim_scenario is not None else None
     config = session.config
     sock = server.bind(host, port)
     url = server.url_of(sock)

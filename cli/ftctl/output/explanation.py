@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from ftctl.analysis import Analysis, Verdict, WhatIf
     from ftctl.output.terminal import Terminal
 
+# A long streak shows its first and last evaluations: the ones the shortened evaluation table keeps
+# too (``report._table_subset``: those just after the best and up to the halt), so both agree.
+TRAIL_HEAD, TRAIL_TAIL = 2, 4
 MAX_BOUNDARY_LINES = 3  # "lower but not by more than min_delta" lines before summarising the rest
 SETTINGS_SOURCE = {
     "recorded": "as sent at create, recorded by ftctl",
@@ -163,6 +166,11 @@ def _trail(a: Analysis, threshold: str) -> list[Line]:
     value_w = max((len(fmt_loss(e.eval_loss)) for e in streak), default=0)
     out = []
     for k, e in enumerate(streak, 1):
+        if len(streak) > TRAIL_HEAD + TRAIL_TAIL + 1 and TRAIL_HEAD < k <= len(streak) - TRAIL_TAIL:
+            if k == TRAIL_HEAD + 1:
+                out.append(Line(4, f"... {len(streak) - TRAIL_HEAD - TRAIL_TAIL} more evaluations, none below "
+                                   f"{threshold} ..."))
+            continue
         end = " -> halt" if a.final.stopped and e.eval == a.final.halt_i else ""
         out.append(Line(4, f"step {str(e.step).ljust(step_w)}  eval_loss {fmt_loss(e.eval_loss).ljust(value_w)}  "
                            f"not below {threshold}   ({k} of {p}){end}"))

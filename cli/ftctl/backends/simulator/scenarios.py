@@ -149,16 +149,37 @@ def fail_step(scenario: Scenario | None, total_steps: int) -> int | None:
     return max(1, round(0.4 * total_steps)) if scenario.preset == "error" else None
 
 
+# --- sent to a served simulator ------------------------------------------------------------------
+
+HEADER = "X-Ftctl-Sim-Scenario"  # read by ``server.py`` (SCENARIO_HEADER)
+MAX_HEADER_BYTES = 8000  # servers refuse much larger header blocks (uvicorn's h11: 16 KiB in all)
+
+
+def header_value(scenario: Scenario) -> str:
+    """The scenario as the header carries it: a preset's name, or the file's JSON on one line."""
+    if scenario.eval_loss is None and scenario.preset and scenario.steps_per_epoch is None \
+            and scenario.fail_at_step is None:
+        return scenario.preset
+    data = {k: v for k, v in scenario.to_json().items() if k != "name" and v is not None}
+    text = json.dumps(data, separators=(",", ":"))  # ASCII only, as a header must be
+    if len(text) > MAX_HEADER_BYTES:
+        raise InvalidInput(f"scenario {scenario.name} is {len(text)} bytes as JSON, too large to send in the "
+                           f"{HEADER} header (at most {MAX_HEADER_BYTES}); give it to the server instead: "
+                           f"ftctl sim serve --sim-scenario {scenario.name}")
+    return text
+
+
 # --- loading -------------------------------------------------------------------------------------
 
 
-def load(spec: str) -> Scenario:
-    """A preset name or a JSON file; ``InvalidInput`` with the reason otherwise."""
+def load(spec: str, *, option: str = "--sim-scenario") -> Scenario:
+    """A preset name or a JSON file; ``InvalidInput`` with the reason otherwise (naming ``option``,
+    the flag the user typed)."""
     if spec in PRESETS:
         return Scenario(name=spec, preset=spec)
     path = Path(spec)
     if not path.is_file():
-        raise InvalidInput(f"unknown --sim-scenario {spec!r}: not a preset ({', '.join(PRESETS)}) "
+        raise InvalidInput(f"unknown {option} {spec!r}: not a preset ({', '.join(PRESETS)}) "
                            "nor a readable JSON file")
     try:
         size = path.stat().st_size

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from ftctl.backends.simulator.backend import Simulator
     from ftctl.backends.simulator.scenarios import Scenario
 
-SCENARIO_HEADER = "x-ftctl-sim-scenario"
+SCENARIO_HEADER = scenarios.HEADER.lower()  # what `ftctl create --sim-scenario` sends
 FAULTS_PATH = "/_sim/faults"
 GRACEFUL_SHUTDOWN = 3.0  # seconds in-flight requests (e.g. a slow fault) get on Ctrl-C / SIGTERM
 USER_LIMIT_USD = 1000.0

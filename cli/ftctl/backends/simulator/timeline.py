@@ -117,12 +117,24 @@ class Phases:
         return self.cancel_at if self.cancelled else math.inf
 
     def steps_at(self, t: float) -> int:
+        """The last step whose time (``step_time``) is at or before ``t``.
+
+        The exact inverse of ``step_time``, which places the events and status changes: dividing
+        instead gave ``run_steps - 1`` at the very instant a run ended (``(end - start) / per_step``
+        is 9.999... at 30 steps/s), so the job stored when it ended disagreed with the one computed
+        later (issue 12).
+        """
         t = min(t, self.stopped_at())
         if t < self.train_start:
             return 0
-        if self.step_seconds == 0:
+        if self.step_seconds == 0 or t >= self.train_end:
             return self.run_steps
-        return min(self.run_steps, int((t - self.train_start) / self.step_seconds + 1e-9))
+        steps = min(self.run_steps, int((t - self.train_start) / self.step_seconds))
+        while steps < self.run_steps and self.step_time(steps + 1) <= t:
+            steps += 1
+        while steps > 0 and self.step_time(steps) > t:
+            steps -= 1
+        return steps
 
     def status_at(self, t: float) -> str:
         if self.cancelled and t >= self.cancel_at:
