@@ -72,6 +72,7 @@ def serve(
     simulator = Simulator(config.home, speed=config.sim_speed)
     app = server.create_app(simulator, log=session.term.note, faults=Faults() if faults else None,
                             scenario=default_scenario, debug=session.debug)
+    server.hold_stop_signals()  # until the server runs: Ctrl-C right after the ready line stops it cleanly
     if session.json:
         session.emit({"url": url, "home": str(config.home), "speed": config.sim_speed, "faults": faults})
     else:

@@ -560,6 +560,20 @@ def guarded_protocol(*, request_timeout: float, log: Log) -> type:
     return Guarded
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def hold_stop_signals() -> None:
+    """Hold Ctrl-C and SIGTERM until the server has its own handlers (``run`` lets them through):
+    a stop asked for right after the ready line then stops the server cleanly, instead of landing
+    in the moment before it starts, where it killed the process without a word."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def _release_stop_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 def run(app: Any, sock: socket.socket, *, request_timeout: float = REQUEST_TIMEOUT,
         log: Log = lambda line: None) -> int:
     """Serve until Ctrl-C or SIGTERM; finish in-flight requests; return the signal that stopped it."""
@@ -567,6 +581,10 @@ def run(app: Any, sock: socket.socket, *, request_timeout: float = REQUEST_TIMEO
 
     class Server(uvicorn.Server):
         stopped_by = 0
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            _release_stop_signals()  # our handlers are in place: a stop held since the ready line arrives now
 
         def handle_exit(self, sig: int, frame: Any) -> None:
             # uvicorn re-raises the signal after shutting down; record it instead, so that a
@@ -582,6 +600,9 @@ def run(app: Any, sock: socket.socket, *, request_timeout: float = REQUEST_TIMEO
                             http=guarded_protocol(request_timeout=request_timeout, log=log),
                             timeout_keep_alive=min(5.0, request_timeout))
     server = Server(config)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run(sockets=[sock])
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])
+    finally:
+        _release_stop_signals()
     return server.stopped_by
