@@ -1,7 +1,7 @@
 """The shell completion scripts: generated from Typer's templates, committed in ``completions/``.
 
 Each script is a shim that calls ``ftctl`` back at every TAB, so it does not go stale when
-commands change; what can drift is Typer's templates on an upgrade. ``tests/test_completion.py``
+commands change; what can drift is Typer's templates on an upgrade. ``tests/commands/test_completion.py``
 regenerates the scripts and compares them with the committed files; to rewrite the files:
 
     python -m ftctl.completion_scripts [DIR]      (DIR defaults to ./completions)

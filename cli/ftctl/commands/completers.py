@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 Candidates = list[tuple[str, str]]
 
 # The commands whose first argument is a job id (``JOB_ID`` in commands/jobs.py), for
-# ``quick_answer``; tests/test_completion.py keeps it equal to the command tree.
+# ``quick_answer``; tests/commands/test_completion.py keeps it equal to the command tree.
 JOB_ID_COMMANDS = frozenset({"retrieve", "cancel", "events", "metrics", "checkpoints", "wait", "explain", "report",
                              "compare", "download", "delete"})
 
@@ -96,7 +96,7 @@ def register_shells() -> None:
     skips Typer's registration of its shell classes, so do it here. Typer passes every candidate's
     description through Rich (~100 ms of imports at each TAB, and line breaks at 80 columns);
     ours are plain text already, so a whitespace clean-up is all they need. Both hooks are Typer
-    internals (Typer is pinned below 0.29); tests/test_completion.py fails if they stop working.
+    internals (Typer is pinned below 0.29); tests/commands/test_completion.py fails if they stop working.
     """
     from typer import _completion_classes as classes
 

@@ -24,7 +24,7 @@ def _status_style(status: str) -> str:
 
 
 # The plain (piped) view of a job prints these API fields, in this order, and nothing else: every
-# one can be asked for with --fields (tests/test_first_hour.py keeps them in fields.KINDS["job"]).
+# one can be asked for with --fields (tests/contract/test_first_hour.py keeps them in fields.KINDS["job"]).
 PLAIN_JOB_KEYS = ("id", "status", "model", "model_output_name", "created_at", "updated_at", "total_steps",
                   "steps_completed", "evals_completed", "epochs_completed", "n_epochs", "n_evals",
                   "early_stopped", "early_stopping_best_step", "early_stopping_best_metric")

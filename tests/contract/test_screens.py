@@ -7,18 +7,18 @@ to a view shows here as a diff to read, not as a vague failure.
 
 Regenerate after an intended change, then read the diff before committing:
 
-    UPDATE_EXPECTED=1 pytest -q tests/test_screens.py && git diff tests/expected/
+    UPDATE_EXPECTED=1 pytest -q tests/contract/test_screens.py && git diff tests/expected/
 """
 
 from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
+from kit import TESTS
 
-EXPECTED = Path(__file__).parent / "expected"
+EXPECTED = TESTS / "expected"
 WIDTHS = (80, 120)
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
@@ -72,6 +72,6 @@ def test_terminal_screens_match_the_expected_files(ftctl, jobs, width):
             continue
         assert path.exists(), f"{path} is missing: UPDATE_EXPECTED=1 pytest -q {__file__}"
         assert text == path.read_text(), (
-            f"{name}: the terminal view changed; if intended: UPDATE_EXPECTED=1 pytest -q tests/test_screens.py\n"
+            f"{name}: the terminal view changed; if intended: UPDATE_EXPECTED=1 pytest -q tests/contract/test_screens.py\n"
             + text)
         assert all(len(line) <= width for line in text.splitlines()), f"{name}: a line wider than {width}"

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from kit import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "examples" / "ci.sh"
 BASH = shutil.which("bash")
 

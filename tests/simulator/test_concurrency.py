@@ -2,7 +2,7 @@
 ``test_store_hardening.py`` (which runs 8 mixed workers and kills a writer): here 8 processes
 cancel the same jobs at the same moment while others create and list, and the cache of recent jobs
 (``jobs.json``, what TAB completes from) must end up holding every job, exactly once.
-``pytest -rP tests/test_concurrency.py`` prints the counts.
+``pytest -rP tests/simulator/test_concurrency.py`` prints the counts.
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 from ftctl.local_state import LocalState
 
 from workers import created_by
-from kit import MODEL
+from kit import MODEL, TESTS
 
 BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", MODEL, "--n-evals", "4", "--early-stopping"]
 WORKERS = 8
@@ -54,7 +53,7 @@ WORKER = textwrap.dedent("""
             code, out, err = call("cancel", rng.choice(shared), "--yes")
             assert code == 0, err
     print("ok", flush=True)
-""").replace("BASE", repr(BASE)).replace("TESTS", repr(str(Path(__file__).parent)))
+""").replace("BASE", repr(BASE)).replace("TESTS", repr(str(TESTS)))
 
 
 def test_concurrent_cancels_of_the_same_jobs_while_others_create_and_list(ftctl, ftctl_home):

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from ftctl.datasets import check, check_path, plan
+from kit import ROOT
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
+EXAMPLES = ROOT / "examples" / "data"
 PNG = "data:image/png;base64,iVBORw0KGgo="
 
 

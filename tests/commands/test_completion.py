@@ -21,9 +21,8 @@ import pytest
 from ftctl.commands.completers import JOB_ID_COMMANDS, quick_answer
 from ftctl.completion_scripts import FILES, REGENERATE, SHELLS, drift, script
 from ftctl.backends.simulator.scenarios import PRESETS
-from kit import MODEL
+from kit import MODEL, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 COMPLETIONS = ROOT / "completions"
 BASE = ["create", "-t", "file-train", "-v", "file-val", "--sim-scenario", "plateau", "--n-evals", "4"]
 ID_COMMANDS = {"retrieve", "cancel", "events", "metrics", "checkpoints"}

@@ -16,18 +16,17 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from ftctl.output.fields import KINDS
 from ftctl.output.terminal import color_enabled
-from kit import MODEL
+from kit import MODEL, ROOT
 
 LONG_MODEL = "acme-research/" + "a-deliberately-long-model-name-" * 4 + "v1"  # > 80 columns with its id
 BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", LONG_MODEL]
 ANSI = "\x1b"
-EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "data" / "train.jsonl")
+EXAMPLE = str(ROOT / "examples" / "data" / "train.jsonl")
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 
 
@@ -310,7 +309,7 @@ def test_terminal_tables_fold_rather_than_cut_and_show_api_text_as_is(ftctl, wid
     result = ftctl("list", env={"FTCTL_FORCE_TTY": str(width), "NO_COLOR": "1"})
     lines = result.stdout.splitlines()
     assert "…" not in result.stdout and ANSI not in result.stdout
-    assert any(job_id in line for line in lines)  # whole, on one line (tests/test_first_hour.py: all widths)
+    assert any(job_id in line for line in lines)  # whole, on one line (tests/contract/test_first_hour.py: all widths)
     if width != 80:  # at 80 the MODEL column is the first dropped; at 50 each job is a block
         assert model in result.stdout
 

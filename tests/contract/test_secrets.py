@@ -2,7 +2,7 @@
 known fake key, plainly and with --debug, on the real backend (a served simulator) and on the
 embedded simulator, through success and through every kind of error; then every output, every file
 under FTCTL_HOME (the client's and the server's), the server's log and a written chart are searched
-for the keys. ``pytest -rP tests/test_secrets.py`` prints how many checks ran.
+for the keys. ``pytest -rP tests/contract/test_secrets.py`` prints how many checks ran.
 
 Also: state files are user-only, and the key is never sent over plain http off this machine.
 """

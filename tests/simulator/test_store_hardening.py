@@ -18,7 +18,7 @@ import pytest
 from ftctl.backends.simulator.store import SCHEMA_VERSION
 
 from workers import created_by
-from kit import MODEL
+from kit import MODEL, TESTS
 
 BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", MODEL, "--n-evals", "4", "--early-stopping"]
 
@@ -50,7 +50,7 @@ WORKER = textwrap.dedent("""
             code, out, err = call("cancel", rng.choice(mine), "--yes", "--json")
             assert code in (0, 1), err   # 1: that job had already ended
     print("ok", flush=True)
-""").replace("BASE", repr(BASE)).replace("TESTS", repr(str(Path(__file__).parent)))
+""").replace("BASE", repr(BASE)).replace("TESTS", repr(str(TESTS)))
 
 
 def test_eight_processes_at_once_lose_and_duplicate_nothing(ftctl, ftctl_home):

@@ -16,15 +16,14 @@ import threading
 import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from ftctl.errors import EXIT_CODES, ExitCode
-from kit import MODEL
+from kit import MODEL, ROOT
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = ROOT / "README.md"
 KEY = "sk-exit-code-test-key"
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import httpx
@@ -22,8 +21,9 @@ import yaml
 from referencing.jsonschema import DRAFT202012
 
 from served import TOKEN, served
+from kit import TESTS
 
-SPEC_FILE = Path(__file__).parent / "fixtures" / "openapi" / "together-fine-tuning.yaml"
+SPEC_FILE = TESTS / "fixtures" / "openapi" / "together-fine-tuning.yaml"
 SPEC_URI = "urn:together-openapi"
 
 
