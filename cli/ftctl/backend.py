@@ -9,7 +9,8 @@ what the API said; ``ftctl.models`` reads them where types matter. Failures are 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ContextManager, Iterator, Protocol
+from pathlib import Path
+from typing import Any, BinaryIO, ContextManager, Iterator, Protocol
 
 from ftctl.wire import MetricsQuery, Wire
 
@@ -55,6 +56,24 @@ class Backend(Protocol):
                       start: int = 0) -> ContextManager[Download]:
         """``GET /v1/finetune/download`` from byte ``start``: ``checkpoint`` is the API's value
         (merged, adapter or model_output_path); ``step`` None means the checkpoint the job shipped."""
+        ...
+
+    # -- files (``/v1/files``) -------------------------------------------------------------------
+
+    def upload_file(self, path: Path, *, purpose: str = "fine-tune", upload: Any = None) -> tuple[Wire, bool]:
+        """Upload ``path``: (the file object, True when identical bytes were already uploaded and
+        that file is returned instead). ``upload`` (``ftctl.files.Upload``) is told the stage,
+        the file id once known, and the bytes sent."""
+        ...
+
+    def list_files(self) -> list[Wire]: ...
+
+    def retrieve_file(self, file_id: str) -> Wire: ...
+
+    def delete_file(self, file_id: str) -> Wire: ...
+
+    def file_content(self, file_id: str, out: BinaryIO) -> int:
+        """Write the file's bytes to ``out``; returns how many."""
         ...
 
     def close(self) -> None: ...
