@@ -79,9 +79,15 @@ class Service:
     def _sent(self, job_id: str) -> dict[str, Any] | None:
         return self.local.sent(job_id) if self.local is not None else None
 
-    def create(self, options: CreateOptions, *, scenario: str | None = None, dry_run: bool = False) -> Created:
+    def create(self, options: CreateOptions, *, scenario: str | None = None, dry_run: bool = False,
+               on_note: Callable[[str], None] | None = None) -> Created:
         """Build and check the request; send it unless ``dry_run``. The simulator-only scenario
-        goes to the backend's factory, never through the ``Backend`` interface."""
+        goes to the backend's factory, never through the ``Backend`` interface.
+
+        A training or validation value naming a local file is checked offline (a dry run too),
+        then uploaded (identical bytes already there are reused) and waited on until the server
+        has processed it; its id goes in the request (``ftctl.files``)."""
+        from ftctl import files
         from ftctl.backends import load_scenario
         from ftctl.create_request import build_body
         from ftctl.request_checks import check_body
@@ -89,10 +95,14 @@ class Service:
         body = build_body(options)
         warnings = check_body(body)
         loaded = load_scenario(self.backend_name, scenario)
+        paths = {key: body.get(key) for key in ("training_file", "validation_file")}
+        files.check_create_paths(paths)
         result = Created(body, warnings)
         if dry_run:
             return result
-        result.job = self._open(loaded).create(body)
+        backend = self._open(loaded)
+        body.update(files.upload_for_create(backend, paths, on_note=on_note).ids)
+        result.job = backend.create(body)
         self._remember([result.job], sent=body)
         return result
 

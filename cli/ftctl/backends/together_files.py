@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Iterator
 from ftctl.errors import ApiError
 
 if TYPE_CHECKING:
-    from ftctl.files import Upload
+    from ftctl.backend import Upload
     from ftctl.wire import Wire
 
 MULTIPART_THRESHOLD = 5 * 2**30  # bytes; strictly greater goes multipart (the SDK's MULTIPART_THRESHOLD_GB)
@@ -43,8 +43,8 @@ class FileOps:
     """Mixed into ``TogetherBackend``: uses its ``_request``, ``_client`` and error rules."""
 
     def upload_file(self, path: Path, *, purpose: str = "fine-tune", upload: Upload | None = None) -> tuple[Wire, bool]:
-        from ftctl.backends.simulator.files import checksum_of, file_type_of
-        from ftctl.files import Upload
+        from ftctl.backend import Upload
+        from ftctl.backends.uploads import checksum_of, file_type_of
 
         upload = upload or Upload(total=path.stat().st_size)
         kind = file_type_of(path.name)

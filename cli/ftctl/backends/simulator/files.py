@@ -22,14 +22,13 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator
 
+from ftctl.backends.uploads import FILE_TYPES, check_purpose, checksum_of, file_type_of
 from ftctl.errors import ApiError, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from ftctl.backends.simulator.store import Store
     from ftctl.wire import Wire
 
-PURPOSES = ("fine-tune", "eval", "calibration", "batch-api")
-FILE_TYPES = {".jsonl": "jsonl", ".parquet": "parquet", ".csv": "csv"}
 # The two files every store starts with, so that `ftctl create -t file-train -v file-val` works
 # out of the box (package data: samples/*.jsonl).
 SAMPLES = {"file-train": "train.jsonl", "file-val": "val.jsonl"}
@@ -46,27 +45,6 @@ class FileExists(ApiError):
     def __init__(self, file_id: str) -> None:
         super().__init__(f"an identical file is already uploaded as {file_id}")
         self.file_id = file_id
-
-
-def checksum_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_type_of(name: str) -> str:
-    kind = FILE_TYPES.get(os.path.splitext(name)[1].lower())
-    if kind is None:
-        raise InvalidInput(f"{name}: only .jsonl, .parquet and .csv files can be uploaded")
-    return kind
-
-
-def check_purpose(purpose: str) -> str:
-    if purpose not in PURPOSES:
-        raise InvalidInput(f"purpose must be one of {', '.join(PURPOSES)} (got {purpose!r})")
-    return purpose
 
 
 def sample_bytes(name: str) -> bytes:
