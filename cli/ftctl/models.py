@@ -124,7 +124,7 @@ class MetricsRow(_Lenient):
 
 
 class File(_Lenient):
-    """``/v1/files`` objects (``together-files-api.md`` §1.7); ``FileType`` keeps its wire spelling."""
+    """``/v1/files`` objects (``docs/api.md`` §6); ``FileType`` keeps its wire spelling."""
 
     id: str
     object: Optional[str] = "file"

@@ -1,6 +1,5 @@
-"""``/v1/files`` over httpx, as ``together==3.1.1`` speaks it (``together-files-api.md`` §1 in the
-shared docs): the upload is POST (form fields, no bytes) -> 302 to a presigned URL -> PUT of the
-bytes -> POST .../preprocess; a 409 names the identical file already uploaded; files over 5 GiB go
+"""``/v1/files`` over httpx, as ``together==3.1.1`` speaks it (``docs/api.md`` §6): the upload is
+POST (form fields, no bytes) -> 302 to a presigned URL -> PUT of the bytes -> POST .../preprocess; a 409 names the identical file already uploaded; files over 5 GiB go
 in parts (initiate, PUT each part, complete; abort on any failure).
 
 The presigned URLs belong to a storage host, not to Together: the PUTs go through a bare client

@@ -81,7 +81,7 @@ def model(name: str) -> Model:
 def limits(name: str, *, max_epochs: int, max_evals: int, max_checkpoints: int) -> dict[str, Any]:
     """``GET /v1/fine-tunes/models/limits?model_name=``: the shape the vendor SDK reads before a create."""
     m = model(name)
-    # LoRA-only models report zeros here (``together-files-api.md`` §6)
+    # LoRA-only models report zeros here (``docs/api.md`` §6)
     full = {"min_batch_size": 1 if m.full_batch else 0, "max_batch_size": m.full_batch,
             "max_batch_size_dpo": m.full_batch // 2 if m.full_batch > 1 else m.full_batch}
     return {

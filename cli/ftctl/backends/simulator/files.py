@@ -1,5 +1,5 @@
-"""The simulator's files: what ``/v1/files`` holds (``together-files-api.md`` in the shared docs,
-§1 and §2.4), for the embedded backend and for ``ftctl sim serve`` alike.
+"""The simulator's files: what ``/v1/files`` holds (``docs/api.md`` §6), for the embedded backend
+and for ``ftctl sim serve`` alike.
 
 The bytes live beside the store under ``files/``, named by their SHA-256 (and extension, so the
 checker sees the type), so identical uploads share one copy; the rows live in the store's
@@ -339,7 +339,7 @@ class Files:
 
 
 def dataset_flags(path: Path) -> dict[str, bool]:
-    """The report's ``dataset_has_*`` flags (``together-files-api.md`` §2.4), from one pass."""
+    """The report's ``dataset_has_*`` flags (``docs/api.md`` §6), from one pass."""
     flags = dict.fromkeys(("dataset_has_sample_weights", "dataset_has_message_weights", "dataset_is_multimodal",
                            "dataset_has_tools", "dataset_has_parallel_tool_calls", "dataset_has_reasoning"), False)
     with open(path, encoding="utf-8", errors="replace") as f:

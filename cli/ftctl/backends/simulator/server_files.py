@@ -1,5 +1,5 @@
 """``/v1/files`` of ``ftctl sim serve``, exchange for exchange as ``together==3.1.1`` performs them
-(``together-files-api.md`` §1 and §7 in the shared docs), so that the vendor's SDK and ``tg``
+(``docs/api.md`` §6), so that the vendor's SDK and ``tg``
 upload, dedup, list, retrieve, delete and download against the simulator as against the API:
 
     POST /v1/files (form fields)     -> 302, Location: presigned PUT URL, X-Together-File-Id
