@@ -1,6 +1,7 @@
 """``/v1/files`` over httpx, as ``together==3.1.1`` speaks it (``docs/api.md`` §6): the upload is
-POST (form fields, no bytes) -> 302 to a presigned URL -> PUT of the bytes -> POST .../preprocess; a 409 names the identical file already uploaded; files over 5 GiB go
-in parts (initiate, PUT each part, complete; abort on any failure).
+POST (form fields, no bytes) -> 302 to a presigned URL -> PUT of the bytes -> POST .../preprocess;
+a 409 names the identical file already uploaded; files over 5 GiB go in parts (initiate, PUT each
+part, complete; abort on any failure).
 
 The presigned URLs belong to a storage host, not to Together: the PUTs go through a bare client
 that carries no Authorization header (the SDK's own rule), so the key never leaves for a third party.
