@@ -253,3 +253,46 @@ def test_the_presigned_put_never_carries_the_key(tmp_path, train):
     assert put.url.host == "storage.example.net" and "authorization" not in put.headers
     assert put.content == train.read_bytes()
     assert preprocess.url.path == "/v1/files/file-1/preprocess"
+
+
+def test_ctrl_c_mid_upload_leaves_nothing_registered_and_says_so(ftctl, tmp_path, ftctl_home, monkeypatch):
+    from ftctl.backend import Upload
+
+    big = tmp_path / "big.jsonl"
+    big.write_text("".join(conversation(i) + "\n" for i in range(30_000)))  # several 1 MiB chunks
+    assert big.stat().st_size > 3 << 20
+    real = Upload.reach
+
+    def interrupted(self, done):
+        real(self, done)
+        if done > 1 << 20:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Upload, "reach", interrupted)
+    result = ftctl("files", "upload", str(big))
+    assert result.exit_code == 130 and result.stdout == ""
+    assert "interrupted on the simulator: nothing was registered; no file was created" in result.stderr
+    monkeypatch.setattr(Upload, "reach", real)
+    assert set(ids(ftctl("files", "list", "--json"))) == {"file-train", "file-val"}
+    assert not [p for p in (ftctl_home / "files").iterdir() if p.name.startswith(".upload-")]  # no partial bytes
+    assert ftctl("files", "upload", str(big), "-q").exit_code == 0  # and it uploads in full afterwards
+
+
+def test_the_served_estimate_follows_the_file_state(server, tmp_path, invalid):
+    headers = {"Authorization": "Bearer t"}
+    ok = httpx.post(server.url + "/v1/fine-tunes/estimate-price", headers=headers,
+                    json={"training_file": "file-train", "model": MODEL}).json()
+    assert ok["estimation_available"] is True
+    with httpx.Client(base_url=server.url, headers=headers) as client:
+        import hashlib
+
+        data = invalid.read_bytes()
+        posted = client.post("/v1/files", files={"purpose": (None, "fine-tune"), "file_name": (None, "bad.jsonl"),
+                                                 "file_type": (None, "jsonl"),
+                                                 "checksum": (None, hashlib.sha256(data).hexdigest())})
+        assert posted.status_code == 302
+        assert httpx.put(posted.headers["location"], content=data).status_code == 200
+        file_id = posted.headers["x-together-file-id"]
+        assert client.post(f"/v1/files/{file_id}/preprocess").status_code == 200
+        bad = client.post("/v1/fine-tunes/estimate-price", json={"training_file": file_id, "model": MODEL}).json()
+    assert bad == {"estimation_available": False, "unavailable_reason": "train_file_invalid"}

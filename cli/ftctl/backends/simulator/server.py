@@ -162,7 +162,10 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
         return json_response(limits(name))
 
     async def estimate_price(request: Request) -> Response:
-        return json_response(estimate(await _json_body(request)))
+        body = await _json_body(request)
+        from ftctl.backends.simulator.server_files import estimate_unavailable
+
+        return json_response(estimate_unavailable(simulator, body) or estimate(body))
 
     async def delete_job(request: Request) -> Response:
         return json_response(simulator.delete(request.path_params["job_id"]))

@@ -119,6 +119,25 @@ def routes(simulator: Simulator, endpoint: Callable, json_response: Callable) ->
     ]
 
 
+def estimate_unavailable(simulator: Simulator, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The estimate's answer while a file is not validated yet or was found invalid (the reasons
+    the SDK and ``tg`` word, ``docs/api.md`` §5); None when both files are usable or unknown here."""
+    from ftctl.errors import NotFound
+
+    for key, short in (("training_file", "train"), ("validation_file", "eval")):
+        if not body.get(key):
+            continue
+        try:
+            status = simulator.files.retrieve(str(body[key])).get("processing_status")
+        except NotFound:
+            continue  # the create that follows names it
+        if status in ("INVALID_FORMAT", "FAILED"):
+            return {"estimation_available": False, "unavailable_reason": f"{short}_file_invalid"}
+        if status not in (None, "COMPLETED"):
+            return {"estimation_available": False, "unavailable_reason": f"{short}_file_not_validated"}
+    return None
+
+
 def _exists(file_id: str, json_response: Callable) -> Response:
     # The SDK reads the top-level file_id; x-should-retry spares it three retries of a 409.
     return json_response({"file_id": file_id, "error": {
