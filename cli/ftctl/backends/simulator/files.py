@@ -114,6 +114,15 @@ class Files:
              f"upload-{uuid.uuid4()}" if multipart else None))
         return self._row(file_id, uploading=True)
 
+    def check_upload(self, file_id: str, token: str) -> None:
+        """``NotFound`` unless an upload of ``file_id`` is in progress under this signature."""
+        self._pending(file_id, token)
+
+    def spool_path(self) -> Path:
+        """A fresh private temporary name beside the blobs (the server spools a request body there)."""
+        self.blobs.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.blobs / f".upload-{uuid.uuid4().hex}"
+
     def receive(self, file_id: str, token: str, chunks: Iterable[bytes]) -> None:
         """The bytes of a single upload (the presigned PUT)."""
         row = self._pending(file_id, token)
@@ -363,6 +372,11 @@ def dataset_flags(path: Path) -> dict[str, bool]:
                 flags["dataset_has_parallel_tool_calls"] |= isinstance(calls, list) and len(calls) > 1
                 flags["dataset_has_reasoning"] |= "reasoning" in m or "reasoning_content" in m
     return flags
+
+
+def file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        yield from _chunks(f)
 
 
 def _chunks(f: BinaryIO) -> Iterator[bytes]:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qs, quote
 
@@ -23,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from ftctl.backends.simulator.files import file_chunks
 from ftctl.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -48,8 +51,13 @@ def routes(simulator: Simulator, endpoint: Callable, json_response: Callable) ->
             "Location": _upload_url(request, row["id"], row["token"]), "X-Together-File-Id": row["id"]})
 
     async def put_content(request: Request) -> Response:
-        files.receive(request.path_params["file_id"], request.query_params.get("signature", ""),
-                      await _body_chunks(request))
+        file_id, token = request.path_params["file_id"], request.query_params.get("signature", "")
+        files.check_upload(file_id, token)
+        spooled = await _spool(request, files.spool_path())
+        try:
+            files.receive(file_id, token, file_chunks(spooled))
+        finally:
+            spooled.unlink(missing_ok=True)
         return Response(status_code=200)
 
     async def preprocess(request: Request) -> Response:
@@ -73,9 +81,13 @@ def routes(simulator: Simulator, endpoint: Callable, json_response: Callable) ->
             {"PartNumber": n, "URL": base.replace("{n}", str(n)), "Headers": {}} for n in range(1, num_parts + 1)]})
 
     async def put_part(request: Request) -> Response:
-        number = request.path_params["number"]
-        etag = files.receive_part(request.path_params["file_id"], request.query_params.get("signature", ""),
-                                  number, await _body_chunks(request))
+        file_id, token = request.path_params["file_id"], request.query_params.get("signature", "")
+        files.check_upload(file_id, token)
+        spooled = await _spool(request, files.spool_path())
+        try:
+            etag = files.receive_part(file_id, token, request.path_params["number"], file_chunks(spooled))
+        finally:
+            spooled.unlink(missing_ok=True)
         return Response(status_code=200, headers={"ETag": f'"{etag}"'})
 
     async def complete(request: Request) -> Response:
@@ -152,12 +164,16 @@ def _upload_url(request: Request, file_id: str, token: str, *, part: bool = Fals
     return f"{base}{path}?signature={quote(token)}"
 
 
-async def _body_chunks(request: Request) -> list[bytes]:
-    chunks = []
-    async for chunk in request.stream():
-        if chunk:
-            chunks.append(chunk)
-    return chunks
+async def _spool(request: Request, path: Path) -> Path:
+    """The request body into a private temporary file: memory stays flat whatever the size."""
+    try:
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+            async for chunk in request.stream():
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 async def _form(request: Request) -> dict[str, str]:
