@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 # The two files every store starts with, so that `ftctl create -t file-train -v file-val` works
 # out of the box (package data: samples/*.jsonl).
 SAMPLES = {"file-train": "train.jsonl", "file-val": "val.jsonl"}
+# The checker's format names, as the API's report spells them (its one published sample says
+# "conversation"; the others follow the SDK's DatasetFormat values).
+WIRE_FORMATS = {"conversational": "conversation", "preference": "preference_openai"}
 PROCESSING_STEPS = 3.0  # processing lasts as long as this many training steps at the simulator's speed
 CHUNK = 1 << 20
 BLOB_DIR = "files"
@@ -341,7 +344,7 @@ class Files:
             return "INVALID_FORMAT", {"valid": False, "nlines": checked.num_samples or None, "file_id": row["id"],
                                       "error_type": "INVALID_FORMAT",
                                       "error": f"Line {line}: {message}" if line else message}
-        report: dict[str, Any] = {"valid": True, "dataset_format": checked.format}
+        report: dict[str, Any] = {"valid": True, "dataset_format": WIRE_FORMATS.get(checked.format, checked.format)}
         report.update(dataset_flags(blob) if row["file_type"] == "jsonl" else {})
         report.update({"nlines": checked.num_samples, "file_id": row["id"]})
         return "COMPLETED", report
