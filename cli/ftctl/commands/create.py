@@ -35,7 +35,7 @@ behave the same (the first evaluation always sets the best); use 2 or more to ig
 def create(
     session: Session,
     training_file: Annotated[str, typer.Option("--training-file", "-t", help="Training file id, or a local "
-                                               ".jsonl file: checked, uploaded (once) and validated first.",
+                                               ".jsonl to check and upload first.",
                                                rich_help_panel=DATA, show_default=False)],
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model to fine-tune.",
                                                  rich_help_panel=DATA, show_default=False)] = None,
@@ -43,7 +43,7 @@ def create(
         help="Continue from a checkpoint (ft-ID or ft-ID:STEP) instead of --model.",
         rich_help_panel=DATA, show_default=False)] = None,
     validation_file: Annotated[Optional[str], typer.Option("--validation-file", "-v", help="Validation file id, "
-                                                           "or a local .jsonl file (as -t).",
+                                                           "or a local .jsonl (as -t).",
                                                            rich_help_panel=DATA, show_default=False)] = None,
     suffix: Annotated[Optional[str], typer.Option(help="Up to 40 characters added to the output model's name.",
                                                   rich_help_panel=DATA, show_default=False)] = None,
