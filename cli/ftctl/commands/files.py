@@ -172,8 +172,9 @@ def content(session: Session, file_id: FILE_ID,
             return Shown({"id": file_id, "content_base64": base64.b64encode(data).decode("ascii")})
     if output is None:
         session.term.out.flush()
-        session.backend.file_content(file_id, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
+        raw = getattr(session.term.out, "buffer", None) or sys.stdout.buffer  # the bytes, as they are
+        session.backend.file_content(file_id, raw)
+        raw.flush()
         return None
     if output.is_dir():
         from ftctl.errors import InvalidInput
@@ -193,15 +194,14 @@ def content(session: Session, file_id: FILE_ID,
 
 def _progress(session: Session, path: Path, size: int):
     """A transient Rich bar on stderr, for large files on a terminal only."""
-    import sys
-
-    if size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+    err = session.term.err
+    if size < PROGRESS_MIN_BYTES or not (hasattr(err, "isatty") and err.isatty()):
         return None
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     progress = Progress("Uploading " + path.name, BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                        console=Console(stderr=True), transient=True)
+                        console=Console(file=err), transient=True)
 
     class Bar:
         def __enter__(self):
