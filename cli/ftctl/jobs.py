@@ -88,23 +88,32 @@ class Service:
         return self.local.sent(job_id) if self.local is not None else None
 
     def create(self, options: CreateOptions, *, scenario: str | None = None, dry_run: bool = False,
-               flags: dict[str, str] | None = None) -> Created:
+               flags: dict[str, str] | None = None, on_note: Callable[[str], None] | None = None) -> Created:
         """Build and check the request; send it unless ``dry_run``. The simulator-only scenario
         goes to the backend's factory, never through the ``Backend`` interface. The checks speak
         the API's field names; here, on the CLI's side, they name the flags instead (``flags``: the
-        ones the user typed, where an option has an alias)."""
+        ones the user typed, where an option has an alias).
+
+        A training or validation value naming a local file is checked offline (a dry run too),
+        then uploaded (identical bytes already there are reused) and waited on until the server
+        has processed it; its id goes in the request (``ftctl.files``)."""
+        from ftctl import files
         from ftctl.backends import load_scenario
         from ftctl.create_request import build_body, in_flag_words
         from ftctl.request_checks import check_body
 
         body = build_body(options)  # its messages name the flags already
+        paths = {key: body.get(key) for key in ("training_file", "validation_file")}
         try:
             warnings = [in_flag_words(w, flags) for w in check_body(body)]
             loaded = load_scenario(self.backend_name, scenario)
+            files.check_create_paths(paths)
             result = Created(body, warnings)
             if dry_run:
                 return result
-            result.job = self._open(loaded).create(body)
+            backend = self._open(loaded)
+            body.update(files.upload_for_create(backend, paths, on_note=on_note).ids)
+            result.job = backend.create(body)
         except InvalidInput as exc:
             # the embedded simulator's checks (its limits) are usage errors of this command too;
             # a served one's words arrive as the API's error and are left as they are

@@ -123,6 +123,19 @@ class MetricsRow(_Lenient):
     eval_loss: Optional[float] = Field(None, alias="eval/loss")
 
 
+class File(_Lenient):
+    """``/v1/files`` objects (``docs/api.md`` §6); ``FileType`` keeps its wire spelling."""
+
+    id: str
+    object: Optional[str] = "file"
+    created_at: Optional[int] = None
+    filename: Optional[str] = None
+    bytes: Optional[int] = None
+    purpose: Optional[str] = None
+    processing_status: Optional[str] = None
+    validation_report: Optional[dict] = None
+
+
 M = TypeVar("M", bound=BaseModel)
 
 

@@ -377,7 +377,7 @@ def test_dropping_optional_fields_or_adding_unknown_ones_never_breaks_a_job(drop
 
 @pytest.fixture
 def served_job(ftctl, srv) -> str:
-    made = on_the_api(ftctl, srv.url, KEY)(*"create -t f -v v -m m --n-evals 10 --early-stopping -q".split())
+    made = on_the_api(ftctl, srv.url, KEY)(*"create -t file-train -v file-val -m Qwen/Qwen3.5-9B --n-evals 10 --early-stopping -q".split())
     assert made.exit_code == 0, made.stderr
     return made.stdout.strip()
 

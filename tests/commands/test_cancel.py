@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kit import BASE
+from kit import BASE, MODEL
 
 
 def test_a_job_created_in_one_process_is_seen_and_cancelled_in_others(ftctl_proc):
@@ -26,7 +26,7 @@ def test_a_cancel_that_loses_the_race_still_reads_as_cancelled(tmp_path):
     from ftctl.create_request import CreateOptions, build_body
     from ftctl.backends.simulator.backend import Simulator
 
-    body = build_body(CreateOptions(training_file="f", validation_file="v", model="m", n_evals=4,
+    body = build_body(CreateOptions(training_file="file-train", validation_file="file-val", model=MODEL, n_evals=4,
                                     early_stopping=True))
     job_id = Simulator(tmp_path, speed=1.0, clock=lambda: 1000.0).create(body)["id"]
     other = Simulator(tmp_path, speed=1.0, clock=lambda: 1000.4)

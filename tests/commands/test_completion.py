@@ -131,13 +131,13 @@ def test_no_shell_guessing_options(ftctl):
 
 
 def test_jobs_created_listed_or_retrieved_complete_newest_first(ftctl, tab):
-    first = _create(ftctl, "-m", "org/model-a")
-    second = _create(ftctl, "-m", "org/model-b")
+    first = _create(ftctl, "-m", "Qwen/Qwen3-8B")
+    second = _create(ftctl, "-m", "Qwen/Qwen3-14B")
     offered = tab("ftctl retrieve ")
     assert [v for v, _ in offered][:2] == [second, first]
     described = dict(offered)
-    assert described[first].startswith("completed · org/model-a · 20")
-    assert described[second].startswith("completed · org/model-b · 20")
+    assert described[first].startswith("completed · Qwen/Qwen3-8B · 20")
+    assert described[second].startswith("completed · Qwen/Qwen3-14B · 20")
 
 
 def test_order_and_description_come_from_the_cache(ftctl_home, tab):
@@ -298,7 +298,7 @@ def test_tab_is_offline_and_cheap_even_with_the_real_backend(ftctl_home, tmp_pat
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 def test_sourced_bash_script_completes_ids_of_jobs_created_earlier(ftctl_proc, tmp_path):
     created = []
-    for model in ("org/one", "org/two"):
+    for model in ("Qwen/Qwen3-8B", "Qwen/Qwen3-14B"):
         result = ftctl_proc(*BASE, "-m", model, "-q")
         assert result.exit_code == 0, result.stderr
         created.append(result.stdout.strip())

@@ -139,7 +139,7 @@ def test_5_the_job_ended_unsuccessfully(ftctl_proc, how):
         assert ftctl_proc("cancel", job_id, "--yes").exit_code == 0
         result = ftctl_proc("wait", job_id, "--interval", "0.1")
     else:
-        result = ftctl_proc("create", "-t", "f", "-v", "v", "-m", MODEL, "--n-evals", "4", "--sim-scenario",
+        result = ftctl_proc("create", "-t", "file-train", "-v", "file-val", "-m", MODEL, "--n-evals", "4", "--sim-scenario",
                             "error", "--wait", "-q")
         assert result.exit_code == 5 and re.fullmatch(r"ft-[0-9a-f-]+\n", result.stdout), result
         return

@@ -262,7 +262,7 @@ def test_signal_during_a_live_wait_restores_the_cursor(tmp_path, sig, code):
 
     env = {**os.environ, "FTCTL_HOME": str(tmp_path), "FTCTL_SIM_SPEED": "0.5", "FTCTL_FORCE_TTY": "100",
            "TERM": "xterm", "NO_COLOR": "1"}
-    job_id = subprocess.run([sys.executable, "-m", "ftctl", "create", "-t", "f", "-v", "v", "-m", "Qwen/Qwen3.5-9B",
+    job_id = subprocess.run([sys.executable, "-m", "ftctl", "create", "-t", "file-train", "-v", "file-val", "-m", "Qwen/Qwen3.5-9B",
                              "--n-evals", "4", "-q"], capture_output=True, text=True, env=env).stdout.strip()
     assert job_id
     pid, fd = pty.fork()

@@ -8,6 +8,7 @@ line; errors on stderr, as JSON under `--json`. Then `--fields`, the colour swit
 from __future__ import annotations
 
 import json
+import sqlite3
 import os
 import re
 import select
@@ -23,7 +24,7 @@ from ftctl.output.fields import KINDS
 from ftctl.output.terminal import color_enabled
 from kit import MODEL, ROOT
 
-LONG_MODEL = "acme-research/" + "a-deliberately-long-model-name-" * 4 + "v1"  # > 80 columns with its id
+LONG_MODEL = "meta-llama/Meta-Llama-3.1-70B-Instruct-Reference"  # a catalogue model: > 80 columns with its id
 BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", LONG_MODEL]
 ANSI = "\x1b"
 EXAMPLE = str(ROOT / "examples" / "data" / "train.jsonl")
@@ -46,19 +47,29 @@ def piped(*args: str, env: dict[str, str] | None = None, timeout: float = 60) ->
 @pytest.fixture
 def jobs(ftctl, scenario_file, tmp_path):
     """A finished job whose history has a NaN, two jobs still pending (to cancel), two finished
-    ones to delete, and a directory to download into."""
+    ones to delete, and a directory to download into; two local datasets and an invalid one (to
+    upload), two uploaded files (to delete)."""
     nan = scenario_file([2.0, 1.5, "NaN", 1.0], steps_per_epoch=12)
     done = ftctl(*BASE, "--n-evals", "4", "--early-stopping", "--sim-scenario", nan, "-q")
     assert done.exit_code == 0, done.stderr
     slow = {"FTCTL_SIM_SPEED": "0.001"}
     live = [ftctl(*BASE, "-q", env=slow).stdout.strip() for _ in range(2)]
     ended = [ftctl(*BASE, "-q").stdout.strip() for _ in range(2)]
-    return {"id": done.stdout.strip(), "live": live, "ended": ended, "scenario": str(nan), "dir": str(tmp_path)}
+    local = []
+    for i, assistant in enumerate((True, True, True, True, False)):
+        path = tmp_path / f"data-{i}.jsonl"
+        turns = [{"role": "user", "content": f"q{i}"}] + ([{"role": "assistant", "content": "a"}] if assistant else [])
+        path.write_text(json.dumps({"messages": turns}) + "\n")
+        local.append(str(path))
+    uploaded = [ftctl("files", "upload", p, "-q").stdout.strip() for p in local[2:4]]
+    return {"id": done.stdout.strip(), "live": live, "ended": ended, "scenario": str(nan), "dir": str(tmp_path),
+            "local": local, "uploaded": uploaded}
 
 
 def _cases(jobs: dict) -> dict[str, tuple[list[str], list[str], list[str], int]]:
     """command -> (human argv, --json argv, failing argv, its exit code)."""
     job, live, ended, where = jobs["id"], jobs["live"], jobs.get("ended", ["", ""]), jobs.get("dir", "")
+    local, uploaded = jobs.get("local", [""] * 5), jobs.get("uploaded", ["", ""])
     create = [*BASE, "--n-evals", "4", "--sim-scenario", jobs["scenario"]]
     return {
         "create": (create, [*create, "--json"], [*BASE, "--n-evals", "-1"], 2),
@@ -80,6 +91,15 @@ def _cases(jobs: dict) -> dict[str, tuple[list[str], list[str], list[str], int]]
         "completion": (["completion", "bash"], ["completion", "bash", "--json"], ["completion", "tcsh"], 2),
         "files check": (["files", "check", EXAMPLE], ["files", "check", EXAMPLE, "--json"],
                         ["files", "check", EXAMPLE + ".missing"], 2),
+        "files upload": (["files", "upload", local[0]], ["files", "upload", local[1], "--json"],
+                         ["files", "upload", local[4]], 2),
+        "files list": (["files", "list"], ["files", "list", "--json"], ["files", "list", "--color", "sometimes"], 2),
+        "files retrieve": (["files", "retrieve", "file-train"], ["files", "retrieve", "file-val", "--json"],
+                           ["files", "retrieve", "file-nope"], 6),
+        "files delete": (["files", "delete", uploaded[0], "--yes"], ["files", "delete", uploaded[1], "--yes", "--json"],
+                         ["files", "delete", "file-nope", "--yes"], 6),
+        "files content": (["files", "content", "file-train"], ["files", "content", "file-val", "--json"],
+                          ["files", "content", "file-nope"], 6),
     }
 
 
@@ -303,9 +323,15 @@ def test_colour_switches_on_a_terminal_layout(ftctl, jobs, env, coloured):
 
 
 @pytest.mark.parametrize("width", [50, 80, 200])
-def test_terminal_tables_fold_rather_than_cut_and_show_api_text_as_is(ftctl, width):
+def test_terminal_tables_fold_rather_than_cut_and_show_api_text_as_is(ftctl, ftctl_home, width):
     model = "org/model[bold]x[/]"  # Rich markup in the API's data stays text
-    job_id = ftctl("create", "-t", "f", "-m", model, "-q").stdout.strip()
+    job_id = ftctl("create", "-t", "file-train", "-m", MODEL, "-q").stdout.strip()
+    # no catalogue model has markup in its name: put it in the stored job, as if the API sent it
+    db = sqlite3.connect(ftctl_home / "simulator.db")
+    db.execute("UPDATE jobs SET body = json_set(body, '$.model', ?), final_job = json_set(final_job, '$.model', ?) "
+               "WHERE id = ?", (model, model, job_id))
+    db.commit()
+    db.close()
     result = ftctl("list", env={"FTCTL_FORCE_TTY": str(width), "NO_COLOR": "1"})
     lines = result.stdout.splitlines()
     assert "…" not in result.stdout and ANSI not in result.stdout

@@ -44,7 +44,7 @@ def test_version_imports_nothing_but_ftctl():
 @pytest.mark.parametrize("words,cword", [("ftctl retrieve ft-", "2"), ("ftctl cre", "1"),
                                          ("ftctl metrics --fi", "2")])
 def test_a_tab_round_trip_stays_light(ftctl, words, cword):
-    ftctl("create", "-t", "f", "-v", "v", "-m", MODEL, "--n-evals", "4", "--early-stopping", "-q")
+    ftctl("create", "-t", "file-train", "-v", "file-val", "-m", MODEL, "--n-evals", "4", "--early-stopping", "-q")
     env = {"_FTCTL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword,
            "TOGETHER_API_KEY": "tok-not-used"}
     assert not heavy(imported([], env))
@@ -56,7 +56,7 @@ def test_help_does_not_load_backends_or_models():
 
 
 def test_retrieve_json_on_the_simulator_skips_the_network_stack_and_models(ftctl):
-    job_id = ftctl("create", "-t", "f", "-v", "v", "-m", MODEL, "--n-evals", "4", "--early-stopping", "-q").stdout
+    job_id = ftctl("create", "-t", "file-train", "-v", "file-val", "-m", MODEL, "--n-evals", "4", "--early-stopping", "-q").stdout
     names = imported(["retrieve", job_id.strip(), "--json"])
     assert "sqlite3" in names  # the simulator's store, and nothing heavier
     assert not [n for n in heavy(names) if not n.startswith("sqlite3")]

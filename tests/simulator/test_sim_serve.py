@@ -108,7 +108,7 @@ def test_metrics_filters_reach_the_server(api, srv):
 def test_a_scenario_header_chooses_the_curve_and_non_finite_values_travel_as_strict_json(api, srv):
     headers = {"Authorization": f"Bearer {TOKEN}",
                "X-Ftctl-Sim-Scenario": json.dumps({"eval_loss": [2.0, 1.8, "NaN", 1.0, 0.9]})}
-    body = {"training_file": "file-t", "validation_file": "file-v", "model": "m", "n_evals": 5,
+    body = {"training_file": "file-train", "validation_file": "file-val", "model": MODEL, "n_evals": 5,
             "early_stopping_enabled": True}
     job = httpx.post(srv.url + "/v1/fine-tunes", json=body, headers=headers).json()
     follow(api, job["id"])
@@ -326,7 +326,7 @@ def test_serve_stops_cleanly_on_sigterm_and_ctrl_c(tmp_path, sig, code):
 def test_serve_shares_the_store_with_the_in_process_simulator(tmp_path, ftctl, monkeypatch):
     home = tmp_path / "shared"
     monkeypatch.setenv("FTCTL_HOME", str(home))
-    job_id = ftctl("create", "-t", "f", "-m", MODEL, "-q", "--backend", "sim").stdout.strip()
+    job_id = ftctl("create", "-t", "file-train", "-m", MODEL, "-q", "--backend", "sim").stdout.strip()
     with served(home, args=()) as s:
         served_job = httpx.get(f"{s.url}/v1/fine-tunes/{job_id}", headers={"Authorization": "Bearer x"}).json()
     assert served_job["id"] == job_id and served_job["status"] == "completed"

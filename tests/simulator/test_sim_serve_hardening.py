@@ -256,7 +256,7 @@ def test_bad_json_and_bad_parameters_are_400_envelopes(client, method, path, kwa
 
 
 def test_bad_metrics_query_parameters_are_400_envelopes(client):
-    job = client.post("/v1/fine-tunes", json={**BASE, "validation_file": "v", "n_evals": 2}).json()
+    job = client.post("/v1/fine-tunes", json={**BASE, "validation_file": "file-val", "n_evals": 2}).json()
     for query in ({"resolution": "-1"}, {"resolution": "1e3"}, {"global_step_from": "\x00"},
                   {"logged_at_from": "yesterday"}, {"global_step_to": "x"}):
         response = client.get(f"/v1/fine-tunes/{job['id']}/metrics", params=query)

@@ -31,6 +31,7 @@ from ftctl.backend import Download
 from ftctl.errors import ApiError, AuthError, DownloadInterrupted, FtctlError, InvalidInput, NotFound
 from ftctl.loopback import is_loopback
 from ftctl.models import Checkpoint, Event, Job, MetricsRow, ResponseError, parse, parse_list, unwrap_list
+from ftctl.backends.together_files import FileOps
 
 if TYPE_CHECKING:
     from ftctl.config import Config
@@ -98,7 +99,7 @@ def api_root(base_url: str) -> str:
     return text[:-3] if text.endswith("/v1") else text
 
 
-class TogetherBackend:
+class TogetherBackend(FileOps):
     name = "together"
 
     def __init__(self, config: Config, *, trace: Callable[[str], None] | None = None,
@@ -121,6 +122,7 @@ class TogetherBackend:
                                f"or set {ENV_ALLOW_INSECURE}=1 if this host is trusted")
         self._key = key
         self._trace = trace
+        self._transport = transport  # tests: the presigned PUTs go through it too (without the key)
         self._sleep = sleep
         self._client = httpx.Client(
             base_url=self.root,
@@ -239,15 +241,20 @@ class TogetherBackend:
 
     def _request(self, method: str, path: str, *, body: Wire | None = None,
                  params: dict[str, Any] | None = None, idempotent: bool = True,
-                 headers: dict[str, str] | None = None) -> Any:
+                 headers: dict[str, str] | None = None, form: dict[str, str] | None = None,
+                 accept: frozenset[int] = frozenset()) -> Any:
+        """The decoded JSON of a 2xx answer; the response itself for a status in ``accept`` (the
+        upload's 302 and 409). ``form`` goes as multipart/form-data fields, as the SDK sends them."""
         attempts = self.settings.max_retries + 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
             self._trace_request(method, path, params, body, attempt, attempts)
             started = time.monotonic()
             try:
-                response = self._client.request(method, path, json=body, params=params,
-                                                headers={"x-ftctl-retry-count": str(attempt), **(headers or {})})
+                response = self._client.request(
+                    method, path, json=body, params=params,
+                    headers={"x-ftctl-retry-count": str(attempt), **(headers or {})},
+                    files={k: (None, v) for k, v in form.items()} if form is not None else None)
             except httpx.RequestError as exc:
                 reason = self._describe(exc)
                 sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
@@ -264,6 +271,8 @@ class TogetherBackend:
                 continue
             elapsed = time.monotonic() - started
             self._trace_response(response, elapsed)
+            if response.status_code in accept:
+                return response
             if response.is_success:
                 return self._decode(response, method, path)
             if not last and self._should_retry(response):

@@ -36,14 +36,16 @@ def _alias(flag: str) -> object:
 
 def create(
     session: Session,
-    training_file: Annotated[str, typer.Option("--training-file", "-t", help="Training file id.",
+    training_file: Annotated[str, typer.Option("--training-file", "-t", help="Training file id, or a local "
+                                               ".jsonl to check and upload first.",
                                                rich_help_panel=DATA, show_default=False)],
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model to fine-tune.",
                                                  rich_help_panel=DATA, show_default=False)] = None,
     from_checkpoint: Annotated[Optional[str], typer.Option(
         help="Continue from a checkpoint (ft-ID or ft-ID:STEP) instead of --model.",
         rich_help_panel=DATA, show_default=False)] = None,
-    validation_file: Annotated[Optional[str], typer.Option("--validation-file", "-v", help="Validation file id.",
+    validation_file: Annotated[Optional[str], typer.Option("--validation-file", "-v", help="Validation file id, "
+                                                           "or a local .jsonl (as -t).",
                                                            rich_help_panel=DATA, show_default=False)] = None,
     suffix: Annotated[Optional[str], typer.Option(help="Up to 40 characters added to the output model's name.",
                                                   rich_help_panel=DATA, show_default=False)] = None,
@@ -186,7 +188,8 @@ def create(
         # A secret is read from the environment, never from a flag (it would show in `ps` and history).
         wandb_api_key=os.environ.get("WANDB_API_KEY") or None, wandb_project_name=wandb_project_name,
         wandb_name=wandb_name, wandb_entity=wandb_entity, wandb_base_url=wandb_base_url)
-    result = session.service.create(options, scenario=sim_scenario, dry_run=dry_run, flags=typed)
+    result = session.service.create(options, scenario=sim_scenario, dry_run=dry_run, flags=typed,
+                                    on_note=None if quiet else session.term.note)
     for warning in result.warnings:
         session.term.warn(warning)
     if dry_run:

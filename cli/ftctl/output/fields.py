@@ -46,6 +46,11 @@ KINDS: dict[str, tuple[str, ...]] = {
         "training_type", "training_method", "early_stopping_enabled", "early_stopping_patience",
         "early_stopping_min_delta", "early_stopping_warmup_evals", "wandb_key", "wandb_base_url",
         "wandb_project_name", "wandb_name", "wandb_entity"),
+    # ftctl.models.File (the API's file object, ``FileType`` spelled as on the wire)
+    "file": ("id", "object", "created_at", "filename", "bytes", "purpose", "FileType", "Processed",
+             "processing_status", "validation_report"),
+    # `files delete ID --json`
+    "file_deleted": ("id", "object", "deleted"),
     # `completion SHELL --json`
     "completion": ("shell", "script"),
     # `sim serve --json`: where the server listens

@@ -13,11 +13,12 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from ftctl import early_stopping as es
 from ftctl.backend import Download
-from ftctl.backends.simulator import scenarios, timeline
+from ftctl.backends.simulator import catalogue, scenarios, timeline
+from ftctl.backends.simulator.files import Files
 from ftctl.backends.simulator.scenarios import Scenario
 from ftctl.backends.simulator.store import Record, Store
 from ftctl.errors import ApiError, InvalidInput, NotFound
@@ -45,10 +46,11 @@ class Simulator:
 
     def __init__(self, home: Path, *, speed: float, clock: Callable[[], float] | None = None,
                  scenario: Scenario | None = None) -> None:
-        self.store = Store(home / STORE_FILE)
         self.speed = speed
         self.clock = clock or time.time  # wall time: a job's timeline is a function of it
         self.scenario = scenario  # for the jobs this instance creates; the server passes one per request
+        self.store = Store(home / STORE_FILE, seed=lambda db: self.files.seed(db))
+        self.files = Files(self.store, home, clock=lambda: self.clock(), speed=speed)
 
     def close(self) -> None:
         self.store.close()
@@ -61,6 +63,7 @@ class Simulator:
         for key, limit in LIMITS.items():
             if (body.get(key) or 0) > limit:
                 raise InvalidInput(f"{key} must be <= {limit} on the simulator (got {body[key]})")
+        self._check_references(body)
         job_id = f"ft-{uuid.uuid4()}"
         seed = body.get("random_seed")
         if seed is None:
@@ -182,6 +185,59 @@ class Simulator:
         built, name = self.archive(job_id, step=step, checkpoint=checkpoint)
         start = start if 0 <= start <= built.size else 0  # past the end: the whole archive again
         yield Download(built.size, start, name, CONTENT_TYPE, built.read(start))
+
+    # -- files (``files.py``) --------------------------------------------------------------------
+
+    def upload_file(self, path: Path, *, purpose: str = "fine-tune", upload: Any = None) -> tuple[Wire, bool]:
+        """Store ``path``: (the file, whether identical bytes were already there). ``upload``
+        (``ftctl.files.Upload``) follows the progress; nothing is visible until the bytes are in."""
+        if upload is not None:
+            upload.stage = "sending"
+        file, existed = self.files.upload(path, purpose=purpose, progress=upload.reach if upload else None)
+        if upload is not None:
+            upload.file_id, upload.stage = file["id"], "done"
+        return file, existed
+
+    def list_files(self) -> list[Wire]:
+        return self.files.list()
+
+    def retrieve_file(self, file_id: str) -> Wire:
+        return self.files.retrieve(file_id)
+
+    def delete_file(self, file_id: str) -> Wire:
+        return self.files.delete(file_id)
+
+    def file_content(self, file_id: str, out: BinaryIO) -> int:
+        """Copy the file's bytes to ``out``; returns how many."""
+        import shutil
+
+        with open(self.files.content(file_id), "rb") as f:
+            shutil.copyfileobj(f, out, 1 << 20)
+            return f.tell()
+
+    # -- inside ---------------------------------------------------------------------------------
+
+    def _check_references(self, body: Wire) -> None:
+        """What the real server refuses that only it can know: files it does not hold or found
+        invalid, a model it does not fine-tune, a checkpoint that was never saved."""
+        if body.get("model"):
+            catalogue.model(body["model"])
+        for key in ("training_file", "validation_file"):
+            if body.get(key):
+                self.files.usable(body[key], key)
+        source = body.get("from_checkpoint")
+        if source:
+            job_id, _, step = str(source).partition(":")
+            try:
+                saved = self.checkpoints(job_id)
+            except NotFound:
+                raise NotFound(f"from_checkpoint {source!r}: no fine-tuning job with id {job_id!r}") from None
+            steps = sorted({c["step"] for c in saved})
+            if not steps:
+                raise NotFound(f"from_checkpoint {source!r}: job {job_id} has saved no checkpoint yet")
+            if step and (not step.isdigit() or int(step) not in steps):
+                raise NotFound(f"from_checkpoint {source!r}: job {job_id} has no checkpoint at step {step} "
+                               f"(saved: {', '.join(map(str, steps))})")
 
     def _get(self, job_id: str) -> Record:
         record = self.store.get(job_id)

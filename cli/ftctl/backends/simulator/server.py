@@ -162,7 +162,10 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
         return json_response(limits(name))
 
     async def estimate_price(request: Request) -> Response:
-        return json_response(estimate(await _json_body(request)))
+        body = await _json_body(request)
+        from ftctl.backends.simulator.server_files import estimate_unavailable
+
+        return json_response(estimate_unavailable(simulator, body) or estimate(body))
 
     async def delete_job(request: Request) -> Response:
         return json_response(simulator.delete(request.path_params["job_id"]))
@@ -224,6 +227,9 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
         Route("/v1/fine-tunes/{job_id}/metrics", endpoint(metrics), methods=["GET"]),
         Route("/v3/whoami", endpoint(whoami), methods=["GET"]),
     ]
+    from ftctl.backends.simulator import server_files
+
+    routes += server_files.routes(simulator, endpoint, json_response)
     if faults is not None:
         routes += [Route(FAULTS_PATH, endpoint(list_faults), methods=["GET"]),
                    Route(FAULTS_PATH, endpoint(add_faults), methods=["POST"]),
@@ -245,20 +251,11 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
 
 def limits(model_name: str) -> dict[str, Any]:
     """``GET /v1/fine-tunes/models/limits``: what the vendor SDK reads before a create."""
-    from ftctl.backends.simulator.backend import LIMITS, MAX_BATCH
+    from ftctl.backends.simulator.backend import LIMITS
+    from ftctl.backends.simulator.catalogue import limits as of_model
 
-    return {
-        "model_name": model_name, "max_num_epochs": LIMITS["n_epochs"], "max_num_evals": LIMITS["n_evals"],
-        "max_num_checkpoints": LIMITS["n_checkpoints"],
-        "min_learning_rate": 1e-8, "max_learning_rate": 1.0, "max_seq_length_sft": 131_072,
-        "max_seq_length_dpo": 131_072, "min_max_seq_length": 512, "default_gradient_accumulation_steps": 1,
-        "merge_output_lora": True, "supports_full_training": True, "supports_reasoning": False,
-        "supports_tools": False, "supports_vision": False,
-        "lora_training": {"default_rank": 16, "max_rank": 64, "min_batch_size": 1, "max_batch_size": MAX_BATCH,
-                          "max_batch_size_dpo": MAX_BATCH, "target_modules": [
-                              "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]},
-        "full_training": {"min_batch_size": 1, "max_batch_size": MAX_BATCH, "max_batch_size_dpo": MAX_BATCH},
-    }
+    return of_model(model_name, max_epochs=LIMITS["n_epochs"], max_evals=LIMITS["n_evals"],
+                    max_checkpoints=LIMITS["n_checkpoints"])
 
 
 def estimate(body: dict[str, Any]) -> dict[str, Any]:
@@ -367,7 +364,8 @@ class Front:
         fault: Fault | None = None
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         try:
-            if not _bearer(headers.get("authorization", "")):
+            # the signed upload URLs stand for S3's presigned ones: no bearer token is sent there
+            if not path.startswith("/_sim/uploads/") and not _bearer(headers.get("authorization", "")):
                 await error_response(
                     401, "missing or malformed Authorization header: send 'Authorization: Bearer <token>' "
                          "(the simulator accepts any non-empty token)",

@@ -1,5 +1,6 @@
-"""The simulator's jobs, in SQLite under ``FTCTL_HOME``: one row per job, written once at creation
-(and once more on cancel), so that any number of ftctl processes can share it.
+"""The simulator's jobs and files, in SQLite under ``FTCTL_HOME``: one row per job, written once at
+creation (and once more on cancel), and one row per uploaded file (its bytes live beside the store,
+content-addressed, see ``files.py``), so that any number of ftctl processes can share it.
 
 WAL mode and a generous busy timeout let concurrent processes read while one writes; every write
 is a single ``BEGIN IMMEDIATE`` transaction, so a process killed mid-write leaves the previous
@@ -15,14 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ftctl.wire import Encoded, wire_float
 from ftctl.errors import ApiError, InvalidInput
 from ftctl.backends.simulator.scenarios import decode_float
 
-SCHEMA_VERSION = 2
-_SCHEMA = """
+SCHEMA_VERSION = 3
+_JOBS = """
 CREATE TABLE IF NOT EXISTS jobs (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
     id         TEXT NOT NULL UNIQUE,
@@ -38,10 +39,35 @@ CREATE TABLE IF NOT EXISTS jobs (
     final_job  TEXT
 )
 """
+# A file is 'uploading' from the POST that names it until its bytes are stored (invisible to every
+# read, never a dedup answer), then 'ready'. Processing ends at ``processed_at`` on the simulator's
+# clock; its outcome is worked out on the first read after that and kept in the last two columns.
+_FILES = """
+CREATE TABLE IF NOT EXISTS files (
+    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                TEXT NOT NULL UNIQUE,
+    created_at        INTEGER NOT NULL,
+    filename          TEXT NOT NULL,
+    bytes             INTEGER NOT NULL,
+    purpose           TEXT NOT NULL,
+    file_type         TEXT NOT NULL,
+    checksum          TEXT NOT NULL,
+    state             TEXT NOT NULL,
+    token             TEXT,
+    upload_id         TEXT,
+    processed_at      REAL,
+    processing_status TEXT,
+    validation_report TEXT
+)
+"""
+_SCHEMA = (_JOBS, _FILES)
 # How each older schema becomes the next one (a store is upgraded in place, once, under a lock).
 _MIGRATIONS = {
     1: ("ALTER TABLE jobs ADD COLUMN done_at REAL", "ALTER TABLE jobs ADD COLUMN final_job TEXT"),
+    2: (_FILES,),
 }
+FILE_COLUMNS = ("id, created_at, filename, bytes, purpose, file_type, checksum, state, token, upload_id, "
+                "processed_at, processing_status, validation_report")
 _COLUMNS = "id, created_at, speed, cancel_at, seed, body, scenario, eval_loss, summary, done_at, final_job"
 
 
@@ -124,8 +150,9 @@ class StoreError(ApiError):
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, seed: Callable[[sqlite3.Connection], None] | None = None) -> None:
         self.path = path
+        self._seed = seed  # fills a new (or upgraded) store's files table: the sample files
         self._db: sqlite3.Connection | None = None
 
     # -- connection ------------------------------------------------------------------------------
@@ -167,10 +194,13 @@ class Store:
                 db.execute("BEGIN IMMEDIATE")
                 version = db.execute("PRAGMA user_version").fetchone()[0]  # another process may have done it
                 if version == 0:
-                    db.execute(_SCHEMA)
+                    for statement in _SCHEMA:
+                        db.execute(statement)
                 for step in range(max(version, 1), SCHEMA_VERSION) if version else ():
                     for statement in _MIGRATIONS[step]:
                         db.execute(statement)
+                if version < 3 and self._seed is not None:
+                    self._seed(db)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 db.execute("COMMIT")
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -228,6 +258,22 @@ class Store:
         db = self._connect()
         with self._errors():
             return db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount > 0
+
+    # -- files ----------------------------------------------------------------------------------------
+
+    def file_rows(self, where: str = "1", args: tuple = (), *, newest_first: bool = True) -> list[dict[str, Any]]:
+        db = self._connect()
+        with self._errors():
+            rows = db.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE {where} "
+                              f"ORDER BY seq {'DESC' if newest_first else 'ASC'}", args).fetchall()
+        names = FILE_COLUMNS.split(", ")
+        return [dict(zip(names, row)) for row in rows]
+
+    def file_write(self, statement: str, args: tuple = ()) -> int:
+        """One write to the files table, in its own transaction; the number of rows it changed."""
+        db = self._connect()
+        with self._errors():
+            return db.execute(statement, args).rowcount
 
     def _record(self, row: tuple) -> Record:
         try:
