@@ -119,7 +119,7 @@ def test_the_server_reports_an_invalid_file_uploaded_without_the_check(ftctl, in
     # and no job trains on it
     refused = ftctl("create", "-t", file_id, "-m", MODEL)
     assert refused.exit_code == 2 and len(refused.problems) == 1
-    assert f"training_file {file_id} failed validation: Line 3" in refused.problems[0]
+    assert f"--training-file {file_id} failed validation: Line 3" in refused.problems[0]  # the flag's words
 
 
 def test_list_retrieve_delete_and_content_follow_the_output_contract(ftctl, train, tmp_path):

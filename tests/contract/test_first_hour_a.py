@@ -18,7 +18,7 @@ from ftctl.backends.simulator import scenarios
 from ftctl.output import terminal
 from served import TOKEN, served
 
-CREATE = ("create", "-t", "train", "-v", "val", "-m", MODEL)
+CREATE = ("create", "-t", "file-train", "-v", "file-val", "-m", MODEL)
 
 
 # -- --early-stopping needs no --n-evals ------------------------------------------------------------

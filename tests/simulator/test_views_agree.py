@@ -21,9 +21,9 @@ from served import TOKEN, served
 
 NUMBERS = ("status", "steps_completed", "evals_completed", "epochs_completed", "total_steps",
            "early_stopped", "early_stopping_best_step", "early_stopping_best_metric")
-BODY = {"model": MODEL, "training_file": "train.jsonl", "validation_file": "val.jsonl", "n_epochs": 2,
+BODY = {"model": MODEL, "training_file": "file-train", "validation_file": "file-val", "n_epochs": 2,
         "n_evals": 10, "early_stopping_enabled": True, "early_stopping_patience": 2}
-CREATE = ("create", "-m", MODEL, "-t", "train.jsonl", "-v", "val.jsonl", "--n-epochs", "2", "--n-evals", "10",
+CREATE = ("create", "-m", MODEL, "-t", "file-train", "-v", "file-val", "--n-epochs", "2", "--n-evals", "10",
           "--early-stopping", "--patience", "2")
 BEFORE_TRAINING = timeline.PENDING + timeline.QUEUED + timeline.DOWNLOAD  # in steps
 
