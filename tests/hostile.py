@@ -233,10 +233,11 @@ class Hostile:
             self._json(conn, [_job()])
 
     def _huge_numbers(self, conn, method, path, auth, body):
-        text = json.dumps({**_job(), "early_stopping_best_metric": 0.5, "total_steps": 7, "steps_completed": 8,
-                           "progress": {"seconds_remaining": 9}, "total_price": 10})
-        text = (text.replace("0.5", "1e400").replace(": 7", ": 1e999").replace(": 8", ": 1" + "0" * 30)
-                .replace(": 9}", ": 1e309}").replace(": 10", ": -1e400"))
+        text = json.dumps({**_job(), "early_stopping_best_metric": 7771, "total_steps": 7772,
+                           "steps_completed": 7773, "progress": {"seconds_remaining": 7774}, "total_price": 7775})
+        for marker, value in (("7771", "1e400"), ("7772", "1" + "0" * 25), ("7773", "1" + "0" * 24),
+                              ("7774", "1e309"), ("7775", "-1" + "0" * 30)):
+            text = text.replace(marker, value)
         metric = '{"train/global_step": 1e400, "eval/loss": 1e400, "timestamp": -1e999}'
         if path.rstrip("/").endswith("/fine-tunes") and method == "GET":
             out = '{"data": [%s]}' % text
