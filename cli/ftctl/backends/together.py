@@ -58,6 +58,7 @@ TRACE_BODY_LIMIT = 2000
 MESSAGE_LIMIT = 300  # a server's error message, after redaction
 DEADLINE_FACTOR = 3  # FTCTL_REQUEST_DEADLINE defaults to this many read timeouts
 OBJECT_LIMIT = 4 * 2**20  # one job (create, retrieve, cancel): 4 MiB decoded is far past any real one
+INFLATE_STEP = 2**20  # decoded bytes per step: the body grows by this much at a time, no more
 ERROR_BODY_LIMIT = 2**20  # an error body is read only for its message: the rest is dropped
 MAY_EXIST = "; the job may have been created: check 'ftctl list' before trying again"
 
@@ -598,7 +599,7 @@ def _read_body(response: httpx.Response, cap: int, until: float, *, truncate: bo
                 out, data = data, b""
             else:
                 try:
-                    out = inflate.decompress(data, cap - len(body) + 1)
+                    out = inflate.decompress(data, min(cap - len(body) + 1, INFLATE_STEP))
                 except zlib.error as exc:
                     raise _BadEncoding(f"could not be decompressed ({exc})") from None
                 data = inflate.unconsumed_tail
