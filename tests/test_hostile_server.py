@@ -99,7 +99,7 @@ def test_credentials_in_the_base_url_are_never_echoed(ftctl, fast):
             assert result.exit_code in (1, 4)
             assert KEY not in result.stderr and not any(p in result.stderr for p in PIECES), result.stderr
         bad = on_the_api(ftctl, url + "?x=1", "k" * 20, **ENV)("list")
-        assert bad.exit_code == 2 and "someone:****@" in bad.stderr or "****@" in bad.stderr, bad.stderr
+        assert bad.exit_code == 2 and "http://****@127.0.0.1" in bad.stderr, bad.stderr
         assert KEY not in bad.stderr
 
 
@@ -123,6 +123,38 @@ def test_string_numbers_are_read_as_numbers(ftctl, fast):
         assert retrieved["early_stopping_best_metric"] == "0.4213"  # --json: what the API said, unchanged
         plain = run("retrieve", JOB_ID)
         assert "early_stopping_best_metric\t0.4213" in plain.stdout and "steps_refunded\t48" in plain.stdout
+
+
+# -- the filter itself -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, kept", [
+    (f"key {KEY} was wrong", "key **** was wrong"),
+    (f"bad key:\n{KEY[:20]}\n  {KEY[20:]}.", "bad key:\n****."),  # split by a line break
+    (repr(f"{KEY[:30]}\r\n{KEY[30:]}"), "'****'"),  # ... and then escaped by repr()
+    (f"cut here {KEY[:9]}", "cut here ****"),  # what a cut at a length limit leaves
+    (f"{KEY[-12:]} and on", "**** and on"),
+    (f"middle {KEY[20:40]} piece", "middle **** piece"),
+    ("Authorization: Bearer sk-other-token", "Authorization: Bearer ****"),
+    ('{"authorization": "Basic dXNlcjpwYXNz"}', '{"authorization": "Basic ****"}'),
+    ("> Authorization: Bearer ****", "> Authorization: Bearer ****"),  # the trace's own line stays
+    ("GET https://me:hunter2@api.example/v1?api_key=zzz&x=1", "GET https://****@api.example/v1?api_key=****&x=1"),
+    ("unexpected response for the job list", "unexpected response for the job list"),
+])
+def test_the_filter_removes_the_key_however_it_comes_back(monkeypatch, text, kept):
+    from ftctl.redact import redact
+
+    monkeypatch.setenv("TOGETHER_API_KEY", KEY)
+    assert redact(text) == kept
+
+
+def test_a_key_made_of_words_does_not_eat_ordinary_words(monkeypatch):
+    from ftctl.redact import redact
+
+    monkeypatch.setenv("TOGETHER_API_KEY", "tgk-malformed-responses-key")
+    message = "unexpected response for the job list: the responses were malformed"
+    assert redact(message) == message
+    assert redact("echo tgk-malformed-resp") == "echo ****"
 
 
 # -- exhaustion, through a real process ------------------------------------------------------------
