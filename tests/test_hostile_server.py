@@ -109,7 +109,7 @@ def test_a_create_whose_answer_is_cut_says_the_job_may_exist_and_how_to_check(ft
             result = on_the_api(ftctl, server.url, KEY, **ENV)(*COMMANDS["create"])
         assert result.exit_code == 1
         assert result.stderr.count("\n") == 1, result.stderr  # one line
-        assert "the job may have been created: check 'ftctl list' before trying again" in result.stderr
+        assert "the job may have been created, check 'ftctl list' before trying again" in result.stderr
         assert server.requests == 1  # not retried: a second job must not be created blindly
 
 

@@ -60,7 +60,7 @@ DEADLINE_FACTOR = 3  # FTCTL_REQUEST_DEADLINE defaults to this many read timeout
 OBJECT_LIMIT = 4 * 2**20  # one job (create, retrieve, cancel): 4 MiB decoded is far past any real one
 INFLATE_STEP = 2**20  # decoded bytes per step: the body grows by this much at a time, no more
 ERROR_BODY_LIMIT = 2**20  # an error body is read only for its message: the rest is dropped
-MAY_EXIST = "; the job may have been created: check 'ftctl list' before trying again"
+MAY_EXIST = "; the job may have been created, check 'ftctl list' before trying again"
 
 
 @dataclass(frozen=True)
