@@ -6,6 +6,7 @@ ISO-8601 UTC times, nothing cut, no colour, so that ``cut``/``awk``/``grep`` wor
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from ftctl.output.numbers import fmt_loss
