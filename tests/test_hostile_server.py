@@ -178,12 +178,12 @@ def test_a_decompression_bomb_is_refused_in_bounded_memory(mode):
 
 def test_a_server_dripping_a_byte_a_second_is_given_up_on_at_the_deadline():
     with Hostile("drip", drip_every=1.0) as server:
-        # The read timeout alone never fires (a byte arrives every second); the deadline does:
-        # FTCTL_REQUEST_DEADLINE defaults to 3 read timeouts, 3 s here, not retried.
-        run = _real(["retrieve", JOB_ID], server.url, FTCTL_READ_TIMEOUT="1")
+        # The read timeout alone never fires (a byte arrives every second, well within 2 s); the
+        # deadline does: FTCTL_REQUEST_DEADLINE defaults to 3 read timeouts, 6 s here, not retried.
+        run = _real(["retrieve", JOB_ID], server.url, FTCTL_READ_TIMEOUT="2")
         assert run["exit_code"] == 1, run["stderr"]
-        assert "within 3 s (FTCTL_REQUEST_DEADLINE); gave up" in run["stderr"]
-        assert run["seconds"] < 3 + 12  # the deadline, plus start-up on a busy machine
+        assert "within 6 s (FTCTL_REQUEST_DEADLINE); gave up" in run["stderr"]
+        assert run["seconds"] < 6 + 12  # the deadline, plus start-up on a busy machine
         assert server.requests == 1
 
 
