@@ -5,6 +5,7 @@ machine moves both sides). Peak memory is the child's max RSS.
     python benchmarks/run.py            # the full table (a few minutes: it builds large jobs first)
     python benchmarks/run.py --quick    # fewer repeats, the small cases only
     python benchmarks/run.py --check-mib 256   # `files check` on a 256 MiB file (default 1024; quick 64)
+    python benchmarks/run.py --hostile  # only the hostile-server figures (issue 11)
 
 It writes the table to ``benchmarks/RESULTS.md`` (with the machine it ran on) and prints it. It is
 not a test: timings on a shared machine are for reading, not for asserting.
@@ -331,7 +332,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--check-mib", type=int, default=None, metavar="MIB",
                         help="size of the generated file for `files check` (default 1024, --quick 64)")
+    parser.add_argument("--hostile", action="store_true", help="only the hostile-server figures (printed)")
     args = parser.parse_args()
+    if args.hostile:
+        print(render_hostile(hostile_figures()))
+        return 0
     repeat = 3 if args.quick else args.repeat
     tmp = Path(tempfile.mkdtemp(prefix="ftctl-bench-"))
     # As a user runs it: bytecode compiled (pip compiles at install; an editable install or
@@ -372,7 +377,8 @@ def main() -> int:
             server[0].terminate()
             server[0].wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
-    table = render(results, base * 1000, repeat) + render_served(served) + "\n" + polls + "\n"
+    table = (render(results, base * 1000, repeat) + render_served(served) + "\n" + polls + "\n"
+             + render_hostile(hostile_figures()))
     args.out.write_text(table)
     print(table)
     return 0
@@ -405,6 +411,42 @@ def render_served(rows: list[str]) -> str:
         "buffering it. Sent: what the client got onto the socket before the server's answer closed it "
         "(socket buffers included). Peak RSS: the server's high-water mark before and after.", "",
         "| body | answer | sent | until closed | server peak RSS |", "|---|---:|---:|---:|---:|", *rows]) + "\n"
+
+
+# -- a hostile server (issue 11): what it costs ftctl to refuse it ---------------------------------
+
+
+def hostile_figures() -> list[tuple[str, dict, str]]:
+    """ftctl against ``tests/hostile.py``, each as one real process: a gzip bomb (4 MiB on the wire,
+    4 GiB decoded, the size that took ftctl to 12.6 GB before the cap) on a list and on one job,
+    and a server dripping its answer a byte a second under a 3 s read timeout."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from hostile import JOB_ID, Hostile, measure
+
+    env = {**os.environ, "TOGETHER_API_KEY": "k" * 64, "FTCTL_RETRY_DELAY": "0",
+           "FTCTL_HOME": tempfile.mkdtemp(prefix="ftctl-bench-hostile-")}
+    env.pop("FTCTL_BACKEND", None)
+    cases = [("gzip bomb, 4 GiB decoded: ftctl list", "gzip-bomb", ["list"], {}, "≤ 64 MiB read"),
+             ("gzip bomb, 4 GiB decoded: ftctl retrieve", "gzip-bomb", ["retrieve", JOB_ID], {}, "≤ 4 MiB read"),
+             ("a byte a second: ftctl retrieve (FTCTL_READ_TIMEOUT=3)", "drip", ["retrieve", JOB_ID],
+              {"FTCTL_READ_TIMEOUT": "3"}, "deadline 9 s")]
+    out = []
+    for name, mode, argv, extra, limit in cases:
+        print(f"  {name} ...", file=sys.stderr)
+        with Hostile(mode, bomb_mib=4096) as server:
+            out.append((name, measure([*argv, "--backend", "together", "--base-url", server.url],
+                                      {**env, **extra}), limit))
+    return out
+
+
+def render_hostile(figures: list[tuple[str, dict, str]]) -> str:
+    lines = ["## A hostile server (issue 11)", "",
+             "One real process each (`tests/hostile.py`); before the limits, the bomb took ftctl to 12.6 GB and "
+             "the drip kept `retrieve` alive for 143 s.", "",
+             "| case | exit | wall | peak RSS | limit |", "|---|---:|---:|---:|---|"]
+    for name, run, limit in figures:
+        lines.append(f"| {name} | {run['exit_code']} | {run['seconds']:.1f} s | {run['peak_rss_mib']:.0f} MiB | {limit} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

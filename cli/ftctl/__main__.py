@@ -1,6 +1,8 @@
 """The entry point: runs the command tree and turns every failure into one line and an exit code.
 
-No traceback reaches the user unless ``--debug`` is given (``docs/contract.md``).
+No traceback reaches the user unless ``--debug`` is given (``docs/contract.md``). Everything printed
+here, the traceback included, goes through ``ftctl.redact`` first: no key, authorization value or
+URL credential leaves, whatever a server or a library put into an exception's text.
 """
 
 from __future__ import annotations
@@ -115,9 +117,7 @@ def _run(argv: list[str], environment: Environment | None) -> int:
             if exc.code == "broken_pipe":  # the reader of stdout went away: stop quietly (README, "Exit codes")
                 return int(exc.exit_code)
         if debug:
-            import traceback
-
-            traceback.print_exc()
+            _print_traceback()
         return _report(exc, json_errors, color)
     except (KeyboardInterrupt, Abort) as exc:
         from ftctl.errors import Signalled
@@ -136,9 +136,10 @@ def _run(argv: list[str], environment: Environment | None) -> int:
         _silence_stdout()
         return int(ExitCode.BROKEN_PIPE)
     except Exception as exc:  # a bug: say so in one line, the traceback only with --debug
-        if debug:
-            raise
         from ftctl.errors import ApiError
+
+        if debug:
+            _print_traceback()
 
         return _report(ApiError(f"internal error: {type(exc).__name__}: {exc} "
                                 "(run again with --debug for the traceback)"), json_errors, color)
@@ -162,17 +163,28 @@ def _option(argv: list[str], name: str) -> str | None:
 
 
 def _report(exc: FtctlError, json_errors: bool, color: str = "auto") -> int:
+    from ftctl.redact import redact
+
     if json_errors:
         from ftctl.wire import dumps
 
-        sys.stderr.write(dumps({"error": {"code": exc.code, "message": exc.message,
+        sys.stderr.write(dumps({"error": {"code": exc.code, "message": redact(exc.message),
                                           "exit_code": int(exc.exit_code)}}) + "\n")
     else:
         from ftctl.output.terminal import COLOR_CHOICES, Terminal
 
         term = Terminal(color=color if color in COLOR_CHOICES else "auto")
-        term.error(exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        term.error(redact(exc.message + (f" ({exc.hint})" if exc.hint else "")))
     return int(exc.exit_code)
+
+
+def _print_traceback() -> None:
+    import traceback
+
+    from ftctl.redact import redact
+
+    sys.stderr.write(redact(traceback.format_exc()))
+    sys.stderr.flush()
 
 
 def _silence_stdout() -> None:

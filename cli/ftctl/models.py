@@ -5,13 +5,19 @@ plain strings, every field but the identifying ones is optional, and unknown fie
 Backends hand the wire objects around as dicts; these models check them at the HTTP boundary and
 give typed access where a command needs it. Garbage (a wrong type, a missing id) is a
 ``ResponseError`` naming the field, never a traceback.
+
+Validation is lax (``"0.42"`` is a float, ``"120"`` an int), so the wire dict that passed may still
+hold strings where numbers belong: whatever reads a job (analysis, views, wait) reads it through
+``typed_job``, which gives every known field its model's type, never raises, and leaves the wire
+object itself unchanged for ``--json``.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Optional, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ftctl.wire import TERMINAL_STATUSES
 from ftctl.errors import ApiError
@@ -165,6 +171,32 @@ def unwrap_list(data: Any, key: str, what: str) -> list[Any]:
                         f"got {_kind(data)}")
 
 
+def typed(model: type[BaseModel], data: Any) -> dict[str, Any]:
+    """A copy of the wire object ``data`` with each field ``model`` knows in its typed form: lax
+    conversions applied (``"0.42"`` to 0.42, ``"72"`` to 72), a value that cannot be converted
+    (a list for a number, an unparsable string) as None, nested objects as plain dicts. Never
+    raises; anything but an object is an empty dict."""
+    if not isinstance(data, dict):
+        return {}
+    out = dict(data)
+    for key, adapter in _fields(model).items():
+        if key in out and out[key] is not None:
+            try:
+                out[key] = adapter.dump_python(adapter.validate_python(out[key]), by_alias=True)
+            except (ValidationError, ValueError, TypeError, OverflowError):
+                out[key] = None
+    return out
+
+
+def typed_job(data: Any) -> dict[str, Any]:
+    return typed(Job, data)
+
+
+@lru_cache(maxsize=None)
+def _fields(model: type[BaseModel]) -> dict[str, TypeAdapter]:
+    return {(info.alias or name): TypeAdapter(info.annotation) for name, info in model.model_fields.items()}
+
+
 def _kind(data: Any) -> str:
     if isinstance(data, dict):
         keys = sorted(repr(str(k))[1:-1] for k in data)[:6]  # escaped: a key may hold a newline
@@ -173,5 +205,7 @@ def _kind(data: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    from ftctl.redact import redact  # before the cut: a key cut short is harder to recognise
+
+    text = redact(repr(value)[:10_000])
     return text if len(text) <= 60 else text[:57] + "..."

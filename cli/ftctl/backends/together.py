@@ -7,7 +7,12 @@ seconds times a jitter in [0.75, 1]; ``retry-after-ms`` / ``Retry-After`` win wh
 ``ftctl.models`` and returned as the original wire dict, so ``--json`` prints what the API said.
 
 The key lives in the client's default headers and nowhere else: traces show ``Bearer ****``, and
-anything the server echoes back is scrubbed of it before it reaches an error message.
+anything the server or the transport says goes through ``ftctl.redact`` before it is cut to length.
+
+A hostile or broken server cannot exhaust ftctl: a body is read as a stream and decompressed here,
+in bounded steps, and refused past ``FTCTL_MAX_RESPONSE_MB`` (lists) or ``OBJECT_LIMIT`` (one object);
+every read, and the request as a whole (``FTCTL_REQUEST_DEADLINE``), has a time limit, enforced on
+the socket itself (``ftctl.backends.deadline``) so that a server dripping a byte at a time is cut off.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 import random
 import re
 import time
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -28,8 +34,10 @@ import httpx
 from ftctl import __version__
 from ftctl.wire import SECRET_BODY_FIELDS, MetricsQuery, Wire
 from ftctl.backend import Download
+from ftctl.backends.deadline import Deadline
 from ftctl.errors import ApiError, AuthError, DownloadInterrupted, FtctlError, InvalidInput, NotFound
 from ftctl.loopback import is_loopback
+from ftctl.redact import redact, remember
 from ftctl.models import Checkpoint, Event, Job, MetricsRow, ResponseError, parse, parse_list, unwrap_list
 from ftctl.backends.together_files import FileOps
 
@@ -41,11 +49,19 @@ ENV_CONNECT_TIMEOUT = "FTCTL_CONNECT_TIMEOUT"
 ENV_READ_TIMEOUT = "FTCTL_READ_TIMEOUT"
 ENV_RETRY_DELAY = "FTCTL_RETRY_DELAY"
 ENV_ALLOW_INSECURE = "FTCTL_ALLOW_INSECURE_HTTP"
+ENV_REQUEST_DEADLINE = "FTCTL_REQUEST_DEADLINE"
+ENV_MAX_RESPONSE_MB = "FTCTL_MAX_RESPONSE_MB"
 
 RETRY_STATUSES = frozenset({408, 409, 429})  # and every status >= 500
 MAX_RETRY_DELAY = 10.0
 MAX_RETRY_AFTER = 60.0
 TRACE_BODY_LIMIT = 2000
+MESSAGE_LIMIT = 300  # a server's error message, after redaction
+DEADLINE_FACTOR = 3  # FTCTL_REQUEST_DEADLINE defaults to this many read timeouts
+OBJECT_LIMIT = 4 * 2**20  # one job (create, retrieve, cancel): 4 MiB decoded is far past any real one
+INFLATE_STEP = 2**20  # decoded bytes per step: the body grows by this much at a time, no more
+ERROR_BODY_LIMIT = 2**20  # an error body is read only for its message: the rest is dropped
+MAY_EXIST = "; the job may have been created, check 'ftctl list' before trying again"
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,16 @@ class HttpSettings:
     read_timeout: float = 60.0
     retry_delay: float = 1.0  # the first backoff; doubles per retry up to MAX_RETRY_DELAY
     allow_insecure_http: bool = False
+    request_deadline: float | None = None  # one attempt, start to last byte; None: DEADLINE_FACTOR reads
+    max_response_mb: float = 64.0  # a list's body, decoded
+
+    @property
+    def deadline(self) -> float:
+        return self.request_deadline or self.read_timeout * DEADLINE_FACTOR
+
+    @property
+    def list_limit(self) -> int:
+        return int(self.max_response_mb * 2**20)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> HttpSettings:
@@ -84,6 +110,8 @@ class HttpSettings:
             read_timeout=number(ENV_READ_TIMEOUT, default.read_timeout),
             retry_delay=number(ENV_RETRY_DELAY, default.retry_delay, zero_ok=True),
             allow_insecure_http=env.get(ENV_ALLOW_INSECURE, "").strip().lower() in ("1", "true", "yes"),
+            request_deadline=number(ENV_REQUEST_DEADLINE, None),
+            max_response_mb=number(ENV_MAX_RESPONSE_MB, default.max_response_mb),
         )
 
 
@@ -121,12 +149,17 @@ class TogetherBackend(FileOps):
             raise InvalidInput(f"refusing to send TOGETHER_API_KEY over plain http to {host}: use https, "
                                f"or set {ENV_ALLOW_INSECURE}=1 if this host is trusted")
         self._key = key
+        remember(key)
         self._trace = trace
         self._transport = transport  # tests: the presigned PUTs go through it too (without the key)
         self._sleep = sleep
+        self._deadline = Deadline()
+        if transport is None:
+            transport = self._deadline.install(httpx.HTTPTransport())
         self._client = httpx.Client(
             base_url=self.root,
             headers={"Authorization": f"Bearer {key}", "Accept": "application/json",
+                     "Accept-Encoding": "gzip, deflate",  # what _Body decodes, in bounded steps
                      "User-Agent": f"ftctl/{__version__}"},
             timeout=httpx.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout),
             transport=transport,
@@ -139,18 +172,25 @@ class TogetherBackend(FileOps):
     # -- the API -------------------------------------------------------------------------------
 
     def create(self, body: Wire) -> Wire:
-        # Not idempotent: a read timeout may mean the job exists, so it is not retried blindly.
-        return self._job(self._request("POST", "/v1/fine-tunes", body=body, idempotent=False,
-                                       headers=self._create_headers), "the new job")
+        for name in SECRET_BODY_FIELDS:
+            remember(body.get(name) if isinstance(body.get(name), str) else None)
+        # Not idempotent: a read timeout may mean the job exists, so it is not retried blindly, and an
+        # answer that is lost, cut or garbled says so (the request went through: the job may exist).
+        try:
+            return self._job(self._request("POST", "/v1/fine-tunes", body=body, idempotent=False,
+                                           headers=self._create_headers, limit=OBJECT_LIMIT), "the new job")
+        except ResponseError as exc:
+            raise ResponseError(exc.message + MAY_EXIST) from None
 
     def retrieve(self, job_id: str, *, events: bool = True) -> Wire:
-        return self._job(self._request("GET", f"/v1/fine-tunes/{job_id}"), f"job {job_id}")
+        return self._job(self._request("GET", f"/v1/fine-tunes/{job_id}", limit=OBJECT_LIMIT), f"job {job_id}")
 
     def list(self) -> list[Wire]:
         return self._items(self._request("GET", "/v1/fine-tunes"), Job, "data", "the job list")
 
     def cancel(self, job_id: str) -> Wire:
-        return self._job(self._request("POST", f"/v1/fine-tunes/{job_id}/cancel"), f"cancelling {job_id}")
+        return self._job(self._request("POST", f"/v1/fine-tunes/{job_id}/cancel", limit=OBJECT_LIMIT),
+                         f"cancelling {job_id}")
 
     def events(self, job_id: str) -> list[Wire]:
         return self._items(self._request("GET", f"/v1/fine-tunes/{job_id}/events"), Event, "data",
@@ -203,14 +243,19 @@ class TogetherBackend(FileOps):
                            f"{response.headers.get('content-type', 'no content-type')}, "
                            f"content-range {response.headers.get('content-range', '-')}, "
                            f"content-length {response.headers.get('content-length', '-')}")
-                if not response.is_success:
-                    response.read()
-                    if attempt < attempts - 1 and self._should_retry(response):
-                        delay = self._retry_delay(response, attempt)
+                if not response.is_success:  # read for its message only, and only so much of it
+                    try:
+                        content = _read_body(response, ERROR_BODY_LIMIT, time.monotonic() + self.settings.deadline,
+                                             truncate=True)
+                    except (_BadEncoding, _TooLate, httpx.TransportError):
+                        content = b""
+                    failed = _in_memory(response, request, content)
+                    if attempt < attempts - 1 and self._should_retry(failed):
+                        delay = self._retry_delay(failed, attempt)
                         self._note(f"* HTTP {response.status_code}; retrying in {delay:.2f} s")
                         self._sleep(delay)
                         continue
-                    raise self._failure(response, "GET", path, attempt + 1)
+                    raise self._failure(failed, "GET", path, attempt + 1)
                 offset, total = _extent(response)
                 yield Download(total, offset, _attachment_name(response.headers.get("content-disposition", "")),
                                response.headers.get("content-type", ""), self._body(response))
@@ -242,26 +287,26 @@ class TogetherBackend(FileOps):
     def _request(self, method: str, path: str, *, body: Wire | None = None,
                  params: dict[str, Any] | None = None, idempotent: bool = True,
                  headers: dict[str, str] | None = None, form: dict[str, str] | None = None,
-                 accept: frozenset[int] = frozenset()) -> Any:
+                 accept: frozenset[int] = frozenset(), limit: int | None = None) -> Any:
         """The decoded JSON of a 2xx answer; the response itself for a status in ``accept`` (the
         upload's 302 and 409). ``form`` goes as multipart/form-data fields, as the SDK sends them."""
         attempts = self.settings.max_retries + 1
+        limit = min(limit or self.settings.list_limit, self.settings.list_limit)
         for attempt in range(attempts):
             last = attempt == attempts - 1
             self._trace_request(method, path, params, body, attempt, attempts)
             started = time.monotonic()
             try:
-                response = self._client.request(
-                    method, path, json=body, params=params,
-                    headers={"x-ftctl-retry-count": str(attempt), **(headers or {})},
-                    files={k: (None, v) for k, v in form.items()} if form is not None else None)
+                response = self._exchange(method, path, body, params, attempt, limit, headers=headers,
+                                          form=form)
+            except _GaveUp as exc:  # too slow or too big: asking again would only repeat it
+                raise ApiError(exc.message + ("" if idempotent else MAY_EXIST)) from None
             except httpx.RequestError as exc:
                 reason = self._describe(exc)
                 sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
                 if not idempotent and sent:
                     raise ApiError(f"{method} {path} to {self.root} failed after the request was sent "
-                                   f"({reason}); the job may have been created, check 'ftctl list' "
-                                   "before trying again") from None
+                                   f"({reason}){MAY_EXIST}") from None
                 if last:
                     raise ApiError(f"cannot reach the API at {self.root}: {reason} "
                                    f"({_attempts(attempts)})") from None
@@ -283,6 +328,44 @@ class TogetherBackend(FileOps):
             raise self._failure(response, method, path, attempt + 1)
         raise AssertionError("unreachable")  # the loop always returns or raises
 
+    def _exchange(self, method: str, path: str, body: Wire | None, params: dict[str, Any] | None,
+                  attempt: int, limit: int, *, headers: dict[str, str] | None = None,
+                  form: dict[str, str] | None = None) -> httpx.Response:
+        """One attempt: send, then read the whole body within the size and time limits. The answer
+        is a plain in-memory response (decoded body, no content-encoding) for the rest to read."""
+        deadline = self.settings.deadline
+        request = self._client.build_request(
+            method, path, json=body, params=params, headers={"x-ftctl-retry-count": str(attempt), **(headers or {})},
+            files={k: (None, v) for k, v in form.items()} if form is not None else None)
+        with self._deadline.within(deadline) as until:
+            try:
+                streamed = self._client.send(request, stream=True)
+            except httpx.TimeoutException:
+                if time.monotonic() >= until:
+                    raise _GaveUp(self._too_slow(method, path, deadline)) from None
+                raise
+            try:
+                cap = limit if streamed.is_success else ERROR_BODY_LIMIT
+                content = _read_body(streamed, cap, until, truncate=not streamed.is_success)
+            except httpx.TimeoutException:
+                if time.monotonic() >= until:
+                    raise _GaveUp(self._too_slow(method, path, deadline)) from None
+                raise
+            except _TooLarge:
+                raise _GaveUp(f"the API's response to {method} {path} is larger than {_mib(limit)} "
+                              f"decoded ({ENV_MAX_RESPONSE_MB} for lists); refused") from None
+            except _TooLate:
+                raise _GaveUp(self._too_slow(method, path, deadline)) from None
+            except _BadEncoding as exc:
+                raise ResponseError(f"the API's response to {method} {path} {exc}") from None
+            finally:
+                streamed.close()
+        return _in_memory(streamed, request, content)
+
+    def _too_slow(self, method: str, path: str, deadline: float) -> str:
+        return (f"the API at {self.root} did not finish answering {method} {path} within {deadline:g} s "
+                f"({ENV_REQUEST_DEADLINE}); gave up")
+
     @staticmethod
     def _should_retry(response: httpx.Response) -> bool:
         forced = response.headers.get("x-should-retry", "").lower()
@@ -303,15 +386,17 @@ class TogetherBackend(FileOps):
             raise ResponseError(f"the API sent an empty response to {method} {path} "
                                 f"(HTTP {response.status_code}); expected JSON")
         try:
-            return json.loads(text)  # bare NaN/Infinity tokens are accepted, as Python's json does
+            data = json.loads(text)  # bare NaN/Infinity tokens are accepted, as Python's json does
+            # "\ud800" alone is valid JSON but no character: it would crash whatever prints it
+            return _without_lone_surrogates(data) if _SURROGATE_ESCAPE.search(text) else data
         except (ValueError, RecursionError):
             raise ResponseError(f"the API's response to {method} {path} is not valid JSON "
                                 f"(HTTP {response.status_code}, {len(response.content)} bytes, "
-                                f"{_what_it_was(text, self._key)})") from None
+                                f"{_what_it_was(text)})") from None
 
     def _failure(self, response: httpx.Response, method: str, path: str, tries: int) -> FtctlError:
         status = response.status_code
-        message = self._scrub(server_message(response))
+        message = server_message(response)
         where = f"HTTP {status} from {method} {path}"
         if tries > 1:
             where += f", {_attempts(tries)}"
@@ -326,7 +411,7 @@ class TogetherBackend(FileOps):
 
     def _note(self, line: str) -> None:
         if self._trace is not None:
-            self._trace(self._scrub(line))
+            self._trace(redact(line))
 
     def _trace_request(self, method: str, path: str, params: dict[str, Any] | None, body: Wire | None,
                        attempt: int, attempts: int) -> None:
@@ -351,17 +436,14 @@ class TogetherBackend(FileOps):
         if response.content:
             self._note("< " + _clip(response.text))
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "****") if self._key else text
-
     @staticmethod
     def _describe(exc: httpx.RequestError) -> str:
         if isinstance(exc, httpx.TimeoutException):
             kind = {httpx.ConnectTimeout: "connect", httpx.ReadTimeout: "read",
                     httpx.WriteTimeout: "write", httpx.PoolTimeout: "pool"}.get(type(exc), "")
             return f"{kind} timeout".strip() + f" ({ENV_CONNECT_TIMEOUT}, {ENV_READ_TIMEOUT})"
-        reason = str(exc).strip() or type(exc).__name__
-        return reason.splitlines()[0]
+        reason = redact(str(exc)).strip() or type(exc).__name__  # a status line may echo the key
+        return _short(reason.splitlines()[0])
 
 
 def retry_after(headers: httpx.Headers) -> float | None:
@@ -430,27 +512,115 @@ def server_message(response: httpx.Response) -> str:
                 message += ": " + "; ".join(map(str, details))
     if message is None:
         reason = response.reason_phrase or "error"
-        message = reason if not text.strip() else f"{reason}; the body was {_what_it_was(text, None)}"
-    return " ".join(message.split())[:300]
+        message = reason if not text.strip() else f"{reason}; the body was {_what_it_was(text)}"
+    return _short(message)
 
 
-def _what_it_was(text: str, key: str | None) -> str:
+def _short(message: str) -> str:
+    """One line of at most MESSAGE_LIMIT characters, redacted first: a key cut in two is harder to find."""
+    return " ".join(redact(message).split())[:MESSAGE_LIMIT]
+
+
+def _what_it_was(text: str) -> str:
     if not text.strip():
         return "empty"
     title = re.search(r"<title[^>]*>(.*?)</title>|<h1[^>]*>(.*?)</h1>", text, re.I | re.S)
     if title or text.lstrip()[:15].lower().startswith(("<!doctype", "<html")):
         words = " ".join(re.sub(r"<[^>]+>", " ", (title.group(1) or title.group(2)) if title else "").split())
         return f"an HTML page{f' ({words!r})' if words else ''}, not JSON"
-    start = " ".join(text.split())
-    if key:
-        start = start.replace(key, "****")
+    start = " ".join(redact(text[:10_000]).split())
     return f"starting {start[:60]!r}"
 
 
 def _clip(text: str) -> str:
-    text = " ".join(text.split())
+    text = " ".join(redact(text).split())
     return text if len(text) <= TRACE_BODY_LIMIT else text[:TRACE_BODY_LIMIT] + f"... ({len(text)} characters)"
 
 
 def _attempts(n: int) -> str:
     return f"after {n} attempt{'s' if n != 1 else ''}"
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """``value`` with each lone surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:g} MiB"
+
+
+class _GaveUp(Exception):
+    """Too slow or too large: not retried."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _TooLate(Exception):
+    pass
+
+
+class _BadEncoding(Exception):
+    pass
+
+
+def _in_memory(streamed: httpx.Response, request: httpx.Request, content: bytes) -> httpx.Response:
+    """``streamed`` as a plain response holding ``content``, its decoded body."""
+    kept = [(k, v) for k, v in streamed.headers.multi_items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+    return httpx.Response(streamed.status_code, headers=kept, content=content, request=request,
+                          extensions={k: v for k, v in streamed.extensions.items()
+                                      if k in ("reason_phrase", "http_version")})
+
+
+def _read_body(response: httpx.Response, cap: int, until: float, *, truncate: bool = False) -> bytes:
+    """The body, decoded, at most ``cap`` bytes (past it: ``_TooLarge``, or with ``truncate`` the
+    first ``cap`` bytes), read before the monotonic time ``until`` (``_TooLate``). gzip and deflate
+    are inflated here, ``max_length`` at a time, so a small bomb never becomes a big buffer."""
+    if response.is_stream_consumed:  # built in memory (a mock transport): already read and decoded
+        if len(response.content) > cap and not truncate:
+            raise _TooLarge()
+        return response.content[:cap]
+    encodings = [e.strip().lower() for e in response.headers.get("content-encoding", "").split(",")]
+    encodings = [e for e in encodings if e and e != "identity"]
+    if len(encodings) > 1 or (encodings and encodings[0] not in ("gzip", "x-gzip", "deflate")):
+        raise _BadEncoding(f"is in an encoding ftctl does not read ({', '.join(encodings)!r}); "
+                           "it asks for gzip or deflate")
+    inflate = zlib.decompressobj(zlib.MAX_WBITS | 32) if encodings else None  # 32: zlib or gzip header
+    body = bytearray()
+    for raw in response.iter_raw():
+        if time.monotonic() >= until:
+            raise _TooLate()
+        data = raw
+        while data:
+            if inflate is None:
+                out, data = data, b""
+            else:
+                try:
+                    out = inflate.decompress(data, min(cap - len(body) + 1, INFLATE_STEP))
+                except zlib.error as exc:
+                    raise _BadEncoding(f"could not be decompressed ({exc})") from None
+                data = inflate.unconsumed_tail
+            body += out
+            if len(body) > cap:
+                if truncate:
+                    return bytes(body[:cap])
+                raise _TooLarge()
+            if inflate is not None and inflate.eof:
+                data = b""
+    return bytes(body)

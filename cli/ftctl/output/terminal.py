@@ -87,6 +87,9 @@ class Terminal:
     # -- stderr: everything else ----------------------------------------------------------------
 
     def _say(self, prefix: str, code: str, message: str) -> None:
+        from ftctl.redact import redact  # every note, warning, error and --debug trace line
+
+        message = redact(message)
         if prefix and self.err_color:
             prefix = f"\x1b[{code}m{prefix}\x1b[0m"
         self.err.write(f"{prefix}{printable(message)}\n")

@@ -6,6 +6,7 @@ ISO-8601 UTC times, nothing cut, no colour, so that ``cut``/``awk``/``grep`` wor
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from ftctl.output.numbers import fmt_loss
@@ -42,6 +43,9 @@ def settings_text(sent: dict[str, Any]) -> str:
 def early_stopping_line(job: dict[str, Any], sent: dict[str, Any] | None = None) -> str | None:
     """One glance: on or off (when ftctl sent the settings), then what happened: best step and
     metric, halt step, refund; the tracked best while running ("so far" only then)."""
+    from ftctl.models import typed_job
+
+    job = typed_job(job)  # a server's string numbers read as numbers, garbage as absent
     stopped = job.get("early_stopped")
     best_step, best = job.get("early_stopping_best_step"), job.get("early_stopping_best_metric")
     total, done = job.get("total_steps"), job.get("steps_completed")
@@ -77,6 +81,9 @@ def early_stopping_line(job: dict[str, Any], sent: dict[str, Any] | None = None)
 
 def job(term: Terminal, data: dict[str, Any], sent: dict[str, Any] | None = None) -> None:
     """A job at a glance; ``sent`` is the create body ftctl sent for it, when it created it."""
+    from ftctl.models import typed_job
+
+    data = typed_job(data)
     if not term.is_tty:
         term.rows([[k, fmt_loss(data[k], 'table') if k == "early_stopping_best_metric" else data[k]]
                    for k in PLAIN_JOB_KEYS if k in data])
@@ -119,7 +126,7 @@ def _progress(data: dict[str, Any]) -> str:
             parts.append(f"{data[done]}/{data[total]} {unit}")
     text = " · ".join(parts) or "unknown"
     seconds = (data.get("progress") or {}).get("seconds_remaining") if isinstance(data.get("progress"), dict) else None
-    if isinstance(seconds, (int, float)) and data.get("status") not in TERMINAL_STATUSES:
+    if isinstance(seconds, (int, float)) and math.isfinite(seconds) and data.get("status") not in TERMINAL_STATUSES:
         text += f" · about {int(seconds)} s left"
     return text
 
