@@ -174,7 +174,13 @@ class Service:
         return EventLog(rows, present, unmatched)
 
     def checkpoints(self, job_id: str) -> list[Wire]:
-        return self.backend.checkpoints(check_job_id(job_id))
+        """The job's checkpoints (the API's objects) with ftctl's ``download_id``, ``promoted``
+        and ``why`` appended (``ftctl.promotion``): the job says which was promoted and why."""
+        from ftctl.promotion import annotate
+
+        rows = self.backend.checkpoints(check_job_id(job_id))
+        job = self.backend.retrieve(job_id, events=False) if rows else {}
+        return annotate(job_id, job, rows, self._sent(job_id))
 
     def run(self, job_id: str, query: MetricsQuery | None = None, *, job: Wire | None = None) -> Run:
         """The job, its metrics rows, and their reading through the rule. ``job``: already fetched."""

@@ -21,7 +21,8 @@ import zstandard
 from served import TOKEN, WORKED, on_the_api
 
 BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", "Qwen/Qwen3.5-9B"]
-WORKED_ARGS = ["--n-epochs", "5", "--n-evals", "10", "--early-stopping"]
+# Five checkpoints over 120 steps: saves at 24, 48 and 72 before the halt (step 24 is downloadable).
+WORKED_ARGS = ["--n-epochs", "5", "--n-evals", "10", "--n-checkpoints", "5", "--early-stopping"]
 
 
 def members(path: Path) -> dict[str, bytes]:
@@ -92,7 +93,7 @@ def test_an_explicit_step_and_the_adapter(ftctl, worked, tmp_path):
 def test_an_unknown_step_is_exit_6_and_names_the_saved_ones(ftctl, worked, out):
     result = ftctl("download", f"{worked}:25", "-o", out)
     assert result.exit_code == 6
-    assert result.problems == [f"Error: job {worked} has no checkpoint at step 25 (its checkpoints: 12, 24, 36, 48)"]
+    assert result.problems == [f"Error: job {worked} has no checkpoint at step 25 (its checkpoints: 24, 48, 72)"]
     assert list(out.iterdir()) == []
 
 

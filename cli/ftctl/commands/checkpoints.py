@@ -1,4 +1,4 @@
-"""checkpoints ID: a job's saved checkpoints; the final one is the promoted model."""
+"""checkpoints ID: a job's saved checkpoints, their download ids, the promoted one and why each exists."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from ftctl.output.render import Shown
 
 def register(app: typer.Typer) -> None:
     command(app, "checkpoints", output="checkpoint",
-            help="List a job's saved checkpoints; the final one is the promoted model.")(checkpoints)
+            help="List a job's saved checkpoints with their download ids; marks the promoted one and says why "
+                 "each was saved.")(checkpoints)
 
 
 def checkpoints(session: Session, job_id: JOB_ID) -> Shown:

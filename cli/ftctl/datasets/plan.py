@@ -60,6 +60,13 @@ def evenly_spaced(i: int, total: int, count: int) -> int:
     return q
 
 
+def checkpoint_steps(total_steps: int, n_checkpoints: int) -> tuple[int, ...]:
+    """The n_checkpoints evenly spaced saves, the last at total_steps (it is the final model)."""
+    if n_checkpoints <= 0 or total_steps <= 0:
+        return ()
+    return tuple(sorted({evenly_spaced(j, total_steps, n_checkpoints) for j in range(1, n_checkpoints + 1)} - {0}))
+
+
 @dataclass(frozen=True)
 class Plan:
     examples: int
@@ -91,8 +98,7 @@ def plan(num_samples: int, approx_tokens: int, *, batch_size: int, max_seq_lengt
                                 max_seq_length=max_seq_length, packing=packing)
     total = per_epoch * n_epochs
     evals = tuple(evenly_spaced(i, total, n_evals) for i in range(1, n_evals + 1)) if n_evals > 0 else ()
-    checkpoints = tuple(sorted({evenly_spaced(j, total, n_checkpoints) for j in range(1, n_checkpoints + 1)}
-                               - {0})) if n_checkpoints > 0 and total else ()
+    checkpoints = checkpoint_steps(total, n_checkpoints)
     halt_eval = halt_step = refund = None
     if early_stopping and evals:
         first = max(warmup_evals, 1) + patience

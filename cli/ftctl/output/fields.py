@@ -30,8 +30,8 @@ KINDS: dict[str, tuple[str, ...]] = {
     "download": ("object", "id", "filename", "size", "checkpoint_step", "checkpoint_type"),
     # `delete ID --json`: the API's answer
     "deleted": ("message",),
-    # ftctl.models.Checkpoint
-    "checkpoint": ("step", "path", "created_at", "checkpoint_type", "checkpoint"),
+    # ftctl.models.Checkpoint, then ftctl's additions (``ftctl.promotion.ADDED``)
+    "checkpoint": ("step", "path", "created_at", "checkpoint_type", "checkpoint", "download_id", "promoted", "why"),
     # `metrics ID --json` (ftctl.jobs.metrics_json)
     "metrics": ("job_id", "evaluations", "early_stopping", "missing_eval_loss_steps", "failure"),
     # `explain ID --json` (ftctl.commands.explain)

@@ -258,19 +258,26 @@ def events(term: Terminal, rows: list[dict[str, Any]]) -> None:
 
 
 def checkpoints(term: Terminal, rows: list[dict[str, Any]], job_id: str) -> None:
+    """Each checkpoint with its download id and why it exists; the promoted one marked ★ (piped:
+    the word "promoted" in its own column)."""
     if not term.is_tty:
-        term.rows([[c.get("step"), c.get("checkpoint_type"), c.get("path"), c.get("created_at")] for c in rows])
+        term.rows([[c.get("download_id"), c.get("step"), c.get("checkpoint_type"),
+                    "promoted" if c.get("promoted") else "", c.get("path"), c.get("created_at"), c.get("why")]
+                   for c in rows])
         return
     if not rows:
         term.note(f"No checkpoints saved yet for {job_id}.")
         return
+    from rich.text import Text
+
     cols = [Col("DOWNLOAD ID", whole=True, label="download id"), Col("STEP", whole=True, drop=2),
-            Col("TYPE", whole=True), Col("CREATED", whole=True, drop=1)]
+            Col("TYPE", whole=True), Col("CREATED", whole=True, drop=1), Col("WHY", fold_at=24)]
     out = []
     for c in rows:
-        final = "intermediate" not in str(c.get("checkpoint_type") or "").lower()
-        out.append([job_id if final else f"{job_id}:{c.get('step')}", str(c.get("step")),
-                    str(c.get("checkpoint_type") or ""), fmt_time(c.get("created_at"))])
+        promoted = bool(c.get("promoted"))
+        out.append([Text(str(c.get("download_id")), "bold green" if promoted else "", no_wrap=True),
+                    str(c.get("step")), ("★ " if promoted else "") + str(c.get("checkpoint_type") or ""),
+                    fmt_time(c.get("created_at")), str(c.get("why") or "")])
     table(term, cols, out)
 
 

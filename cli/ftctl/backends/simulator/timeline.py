@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from ftctl import early_stopping as es
+from ftctl.datasets.plan import checkpoint_steps
 
 # How long the phases around training last, in step-equivalents (so they scale with the speed).
 PENDING, QUEUED, DOWNLOAD, UPLOAD, CANCEL = 2, 2, 2, 3, 1
@@ -80,7 +81,7 @@ def make_plan(*, n_epochs: int, steps_per_epoch: int, n_evals: int, eval_loss: l
         evals = tuple(range(total // n_evals, total + 1, total // n_evals))
     else:
         evals = tuple(es.evaluation_step(i, total, n_evals) for i in range(1, n_evals + 1))
-    every = tuple(sorted({round(j * total / n_checkpoints) for j in range(1, n_checkpoints)} - {0}))
+    every = tuple(s for s in checkpoint_steps(total, n_checkpoints) if s < total)  # the last is the final model
     return Plan(n_epochs, total, evals, tuple(eval_loss), settings, fail_at, every, seed)
 
 
@@ -320,8 +321,19 @@ def visible_trail(plan: Plan, steps_done: int) -> list[es.State]:
 
 def checkpoints(plan: Plan, phases: Phases, t: float, summary: dict[str, Any], *,
                 job_id: str) -> list[dict[str, Any]]:
-    """Saved checkpoints up to ``t``, newest first, the promoted final one on top once uploaded."""
-    saves = [e for e in events(plan, phases, t, model="", job_id=job_id) if e["type"] == "checkpoint_save"]
+    """Saved checkpoints up to ``t``, newest first, the promoted final one on top once uploaded.
+
+    What is kept (README, "Checkpoints"): the n_checkpoints - 1 evenly spaced saves before the
+    last step (the last is the final model), and, with early stopping, the checkpoint of the best
+    evaluation so far, which the trainer saves at every improvement so that a halt can promote it;
+    a better one replaces it, so only the current best is listed."""
+    done = phases.steps_at(t)
+    scheduled = set(plan.checkpoint_every)
+    trail = visible_trail(plan, done)
+    best = plan.eval_steps[trail[-1].best_i - 1] if trail and trail[-1].best_i else None
+    keep = scheduled | ({best} if best is not None and best < plan.total_steps else set())
+    saves = [e for e in events(plan, phases, t, model="", job_id=job_id)
+             if e["type"] == "checkpoint_save" and e["step"] in keep]
     rows = [{"step": e["step"], "path": e["checkpoint_path"], "created_at": e["created_at"],
              "checkpoint_type": f"Intermediate (step {e['step']})", "checkpoint": "model"}
             for e in reversed(saves)]
