@@ -71,6 +71,13 @@ class Backend(Protocol):
 
     def create(self, body: Wire) -> Wire: ...
 
+    def estimate_price(self, body: Wire) -> Wire:
+        """``POST /v1/fine-tunes/estimate-price`` (``create_request.estimate_body``): either
+        ``{"estimation_available": true, "allowed_to_proceed", "estimated_total_price" (USD),
+        "estimated_train_token_count", "estimated_eval_token_count", "user_limit"}`` or
+        ``{"estimation_available": false, "unavailable_reason"}``."""
+        ...
+
     def retrieve(self, job_id: str, *, events: bool = True) -> Wire:
         """The full job. ``events=False`` says the caller will not read the embedded event log, so a
         backend that builds it (the simulator) may leave it empty; the real API always sends it."""

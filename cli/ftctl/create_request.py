@@ -207,3 +207,13 @@ def _train_on_inputs(value: str | None) -> bool | str:
     if text not in choices:
         raise InvalidInput(f"--train-on-inputs must be true, false or auto (got {value!r})")
     return choices[text]
+
+
+ESTIMATE_KEYS = ("training_file", "validation_file", "model", "from_checkpoint", "n_epochs", "n_evals",
+                 "training_method", "training_type")
+
+
+def estimate_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The ``POST /v1/fine-tunes/estimate-price`` body for a create body: its keys, in the SDK's
+    order, empty ones left out as the SDK's ``create()`` does (docs/api.md)."""
+    return {k: body[k] for k in ESTIMATE_KEYS if body.get(k) not in (None, "")}

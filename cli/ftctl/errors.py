@@ -26,7 +26,8 @@ class ExitCode(IntEnum):
 
 EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.OK: "success",
-    ExitCode.ERROR: "API, server or network error (after retries)",
+    ExitCode.ERROR: "API, server or network error (after retries), or a price estimate that does not "
+                    "allow the job (create; nothing is created)",
     ExitCode.USAGE: "invalid usage or input; nothing was sent",
     ExitCode.TIMEOUT: "wait / --wait timed out, or download found the job not ended; the job is still running",
     ExitCode.AUTH: "authentication missing or rejected (401/403)",

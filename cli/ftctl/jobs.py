@@ -6,10 +6,11 @@ ftctl remembers locally, and the orchestration of a wait. Returns data; never pr
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from ftctl.errors import InvalidInput
+from ftctl.errors import ApiError, AuthError, FtctlError, InvalidInput
 
 if TYPE_CHECKING:
     from ftctl.analysis import Analysis
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from ftctl.environment import Clock
     from ftctl.follow import Update, Watch
     from ftctl.local_state import LocalState
+    from ftctl.preview import Preview
     from ftctl.wire import MetricsQuery, Wire
 
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
@@ -45,6 +47,13 @@ class Created:
     body: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     job: Wire | None = None  # None on a dry run
+    preview: Preview | None = None  # the plan of steps and the price estimate
+
+
+class PriceRefused(ApiError):
+    """The price estimate says the account may not start this job (``allowed_to_proceed`` false)."""
+
+    code = "price_not_allowed"
 
 
 @dataclass
@@ -107,12 +116,20 @@ class Service:
         try:
             warnings = [in_flag_words(w, flags) for w in check_body(body)]
             loaded = load_scenario(self.backend_name, scenario)
-            files.check_create_paths(paths)
+            reports = files.check_create_paths(paths)
             result = Created(body, warnings)
-            if dry_run:
+            result.preview = preview = self._plan(body, reports.get("training_file"))
+            if dry_run:  # priced only when its files are ids: a dry run uploads nothing
+                self._estimate(preview, body, loaded, dry_run=True)
                 return result
             backend = self._open(loaded)
             body.update(files.upload_for_create(backend, paths, on_note=on_note).ids)
+            self._estimate(preview, body, loaded, dry_run=False)
+            estimate = preview.estimate or {}
+            if estimate.get("estimation_available") and estimate.get("allowed_to_proceed") is False:
+                raise PriceRefused(f"the estimated price (${estimate.get('estimated_total_price', 0):,.2f}) is more "
+                                   f"than your credit limit and balance allow (${estimate.get('user_limit', 0):,.2f}); "
+                                   "no job was created: raise your limit, or ask for fewer epochs or a smaller file")
             result.job = backend.create(body)
         except InvalidInput as exc:
             # the embedded simulator's checks (its limits) are usage errors of this command too;
@@ -121,6 +138,36 @@ class Service:
             raise
         self._remember([result.job], sent=body)
         return result
+
+    def _plan(self, body: dict[str, Any], report: Any) -> Preview:
+        """The plan of steps of a local training file (its offline check's ``report``)."""
+        from ftctl.preview import Preview, batch_size, local_plan
+
+        preview = Preview(batch=batch_size(body, self.backend_name))
+        preview.plan, preview.plan_missing = local_plan(body, backend_name=self.backend_name, report=report)
+        preview.with_total(body, preview.plan.total_steps if preview.plan is not None else None)
+        return preview
+
+    def _estimate(self, preview: Preview, body: dict[str, Any], scenario: Scenario | None, *, dry_run: bool) -> None:
+        """The API's estimate. A failed one is a note, never a stop (the vendor's CLI proceeds
+        too), except a refused key outside a dry run, or the simulator refusing the request."""
+        from ftctl.create_request import estimate_body
+        from ftctl.files import is_local_path
+
+        local = [k for k in ("training_file", "validation_file") if is_local_path(body.get(k))]
+        if local:  # the API estimates uploaded files only
+            preview.estimate_error = f"the {local[0].replace('_', ' ')} is a local file, priced once uploaded"
+            return
+        try:
+            preview.estimate = self._open(scenario).estimate_price(estimate_body(body))
+        except InvalidInput:
+            raise
+        except AuthError:
+            if not dry_run:
+                raise
+            preview.estimate_error = "no API key to ask for a price estimate"
+        except FtctlError as exc:
+            preview.estimate_error = exc.message
 
     def retrieve(self, job_id: str) -> Wire:
         job = self._with_reason(self.backend.retrieve(check_job_id(job_id)))

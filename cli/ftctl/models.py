@@ -94,6 +94,7 @@ class Job(_Lenient):
     token_count: Optional[int] = None
     param_count: Optional[int] = None
     progress: Optional[dict[str, Any]] = None
+    wandb_url: Optional[str] = None  # null until the W&B run starts
     events: Optional[list[Event]] = None
 
     @property

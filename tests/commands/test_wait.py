@@ -96,7 +96,8 @@ def test_fails_while_waiting_exits_5(ftctl, sim_time):
 
 
 def test_cancelled_while_waiting_exits_5(ftctl, sim_time, ftctl_home):
-    job_id = create(ftctl, "--n-evals", "10", env=SLOW)
+    # a preset's 24 steps: the sample file alone would make a 10-step job, over before the cancel
+    job_id = create(ftctl, "--n-evals", "10", "--sim-scenario", "improving", env=SLOW)
 
     def cancel_from_elsewhere(nap: int) -> None:  # someone cancels the job during the third pause
         if nap == 3:

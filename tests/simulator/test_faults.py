@@ -130,7 +130,7 @@ def test_an_unresolvable_host_is_exit_1_naming_it(ftctl):
 
 def test_a_create_whose_answer_is_dropped_says_the_job_may_exist_and_it_does(api, srv):
     before = {j["id"] for j in api("list", "--json").json()}
-    srv.inject(kind="dropped", path="/v1/fine-tunes", method="POST")
+    srv.inject(kind="dropped", path="/v1/fine-tunes$", method="POST")
     line = one_line_error(api(*CREATE), 1)
     assert "failed after the request was sent" in line
     assert "the job may have been created, check 'ftctl list' before trying again" in line
@@ -141,7 +141,7 @@ def test_a_create_whose_answer_is_dropped_says_the_job_may_exist_and_it_does(api
 
 def test_a_create_refused_with_503_is_retried_and_makes_one_job(api, srv):
     before = len(api("list", "--json").json())
-    srv.inject(kind="status", status=503, count=2, path="/v1/fine-tunes", method="POST")
+    srv.inject(kind="status", status=503, count=2, path="/v1/fine-tunes$", method="POST")
     made = api(*CREATE, "-q")
     assert made.exit_code == 0, made.stderr
     assert len(api("list", "--json").json()) == before + 1

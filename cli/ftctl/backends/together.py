@@ -182,6 +182,12 @@ class TogetherBackend(FileOps):
         except ResponseError as exc:
             raise ResponseError(exc.message + MAY_EXIST) from None
 
+    def estimate_price(self, body: Wire) -> Wire:
+        data = self._request("POST", "/v1/fine-tunes/estimate-price", body=body)
+        if not isinstance(data, dict):
+            raise ResponseError("the API's price estimate is not a JSON object")
+        return data
+
     def retrieve(self, job_id: str, *, events: bool = True) -> Wire:
         return self._job(self._request("GET", f"/v1/fine-tunes/{job_id}", limit=OBJECT_LIMIT), f"job {job_id}")
 

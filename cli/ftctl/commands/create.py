@@ -147,7 +147,8 @@ def create(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the new job's id.",
                                         rich_help_panel=BEHAVIOUR)] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the request and print the body that would "
-                                          "be sent, as JSON; send nothing.", rich_help_panel=BEHAVIOUR)] = False,
+                                          "be sent, as JSON; create nothing. The plan of steps and the price "
+                                          "estimate go to stderr.", rich_help_panel=BEHAVIOUR)] = False,
     wait: WAIT = False,
     timeout: TIMEOUT = None,
     interval: INTERVAL = None,
@@ -192,6 +193,11 @@ def create(
                                     on_note=None if quiet else session.term.note)
     for warning in result.warnings:
         session.term.warn(warning)
+    if not quiet and result.preview is not None:  # on stderr: a dry run's stdout is the exact body
+        from ftctl.output.preview import lines
+
+        for line in lines(result.preview, result.body, dry_run=dry_run):
+            session.term.note(line)
     if dry_run:
         from ftctl.wire import SECRET_BODY_FIELDS
 

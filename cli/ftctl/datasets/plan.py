@@ -12,7 +12,9 @@ The rules (``docs/datasets.md`` "From a file to a job's steps"); pure functions,
   tokens: ceil(tokens / max_seq_length), but never more rows than examples, since a truncated
   example fits in one row, and at least one.
 - **Steps per epoch**: ceil(sequences / batch_size); a last partial batch is still a step.
-- **Total steps**: n_epochs × steps per epoch.
+- **Total steps**: n_epochs × steps per epoch, where an epoch has at least ceil(n_evals / n_epochs)
+  steps, so that each evaluation has a step of its own (ftctl's rule: a tiny file with many
+  evaluations would otherwise evaluate several times at one step).
 - **Evaluations**: evaluation i (1-based) at step round(i × total_steps / n_evals), rounding half to
   even (``cli-contract.md`` "Schedule"; ``ftctl.early_stopping.evaluation_step``).
 - **Checkpoints**: n_checkpoints evenly spaced, the last at total_steps (the simulator's schedule).
@@ -27,6 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CHARS_PER_TOKEN = 4
+# max_seq_length when a job does not give one (ftctl's assumption, and the simulator's: the vendor's
+# default depends on the model).
+DEFAULT_MAX_SEQ_LENGTH = 8192
 
 
 def approx_tokens(chars: int) -> int:
@@ -94,8 +99,8 @@ def plan(num_samples: int, approx_tokens: int, *, batch_size: int, max_seq_lengt
     """A job's schedule from its training file's size (the rules in this module's docstring).
 
     ``patience``/``warmup_evals`` default to the server's defaults (2 and 1)."""
-    per_epoch = steps_per_epoch(num_samples, approx_tokens, batch_size=batch_size,
-                                max_seq_length=max_seq_length, packing=packing)
+    per_epoch = max(steps_per_epoch(num_samples, approx_tokens, batch_size=batch_size,
+                                    max_seq_length=max_seq_length, packing=packing), -(-n_evals // n_epochs))
     total = per_epoch * n_epochs
     evals = tuple(evenly_spaced(i, total, n_evals) for i in range(1, n_evals + 1)) if n_evals > 0 else ()
     checkpoints = checkpoint_steps(total, n_checkpoints)

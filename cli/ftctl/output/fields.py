@@ -20,7 +20,8 @@ KINDS: dict[str, tuple[str, ...]] = {
         "learning_rate", "lr_scheduler", "warmup_ratio", "max_grad_norm", "weight_decay", "training_method",
         "training_type", "random_seed", "total_steps", "steps_completed", "evals_completed",
         "epochs_completed", "eval_steps", "early_stopped", "early_stopping_best_step",
-        "early_stopping_best_metric", "total_price", "token_count", "param_count", "progress", "events"),
+        "early_stopping_best_metric", "total_price", "token_count", "param_count", "progress", "wandb_url",
+        "events"),
     # ftctl.models.Event
     "event": (
         "object", "created_at", "message", "type", "level", "step", "total_steps", "checkpoint_path",

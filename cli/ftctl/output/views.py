@@ -28,7 +28,7 @@ def _status_style(status: str) -> str:
 # one can be asked for with --fields (tests/contract/test_first_hour.py keeps them in fields.KINDS["job"]).
 PLAIN_JOB_KEYS = ("id", "status", "model", "model_output_name", "created_at", "updated_at", "total_steps",
                   "steps_completed", "evals_completed", "epochs_completed", "n_epochs", "n_evals",
-                  "early_stopped", "early_stopping_best_step", "early_stopping_best_metric")
+                  "early_stopped", "early_stopping_best_step", "early_stopping_best_metric", "wandb_url")
 
 
 def settings_text(sent: dict[str, Any]) -> str:
@@ -111,6 +111,8 @@ def job(term: Terminal, data: dict[str, Any], sent: dict[str, Any] | None = None
         grid.add_row("early stop", line)
     if data.get("created_at"):
         grid.add_row("created", Text(fmt_time(data["created_at"]), no_wrap=True))
+    if data.get("wandb_url"):
+        grid.add_row("W&B", Text(str(data["wandb_url"]), no_wrap=True))
     if status in FAILED_STATUSES:
         reason = failure_reason(data)
         grid.add_row("ended", Text.assemble((status, "red"), f": {reason}" if reason else ""))

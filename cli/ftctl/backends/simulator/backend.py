@@ -22,12 +22,13 @@ from ftctl.backends.simulator.files import Files
 from ftctl.backends.simulator.scenarios import Scenario
 from ftctl.backends.simulator.store import Record, Store
 from ftctl.errors import ApiError, InvalidInput, NotFound
-from ftctl.request_checks import check_body
+from ftctl.request_checks import check_body, check_estimate_body
 from ftctl.wire import SECRET_BODY_FIELDS, TERMINAL_STATUSES, MetricsQuery, Wire, dumps
 
 STORE_FILE = "simulator.db"
 USER_ID = "sim-user"
 MAX_BATCH = 8  # what "max" resolves to on the simulated hardware
+USER_LIMIT_USD = 1000.0  # the simulated account's credit limit: a dearer estimate may not proceed
 # The simulated model's limits (``GET /v1/fine-tunes/models/limits``), enforced at create as the real
 # server enforces a model's: a job's reads cost time in its epochs and evaluations.
 LIMITS = {"n_epochs": 1000, "n_evals": 100_000, "n_checkpoints": 100}
@@ -51,6 +52,7 @@ class Simulator:
         self.scenario = scenario  # for the jobs this instance creates; the server passes one per request
         self.store = Store(home / STORE_FILE, seed=lambda db: self.files.seed(db))
         self.files = Files(self.store, home, clock=lambda: self.clock(), speed=speed)
+        self._stats: dict[Path, tuple[int, int]] = {}
 
     def close(self) -> None:
         self.store.close()
@@ -60,17 +62,14 @@ class Simulator:
     def create(self, body: Wire, *, scenario: Scenario | None = None) -> Wire:
         scenario = scenario or self.scenario
         check_body(body)  # the server checks what it receives, whoever sent it
-        for key, limit in LIMITS.items():
-            if (body.get(key) or 0) > limit:
-                raise InvalidInput(f"{key} must be <= {limit} on the simulator (got {body[key]})")
+        _check_limits(body)
         self._check_references(body)
         job_id = f"ft-{uuid.uuid4()}"
         seed = body.get("random_seed")
         if seed is None:
             seed = int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:4], "big")
         n_epochs, n_evals = body.get("n_epochs") or 1, body.get("n_evals") or 0
-        steps_per_epoch = (scenario.steps_per_epoch if scenario and scenario.steps_per_epoch
-                           else max(scenarios.DEFAULT_STEPS_PER_EPOCH, math.ceil(n_evals / n_epochs)))
+        steps_per_epoch = self.steps_per_epoch(body, scenario)
         # A preset draws the same curve every time unless a seed is given, so it keeps its promise.
         curve_seed = body.get("random_seed")
         if curve_seed is None:
@@ -85,6 +84,7 @@ class Simulator:
             n_checkpoints=body.get("n_checkpoints") or 1, seed=seed)
         stored = {k: v for k, v in body.items() if k not in SECRET_BODY_FIELDS}
         stored["_steps_per_epoch"] = steps_per_epoch
+        stored["_wandb"] = bool(body.get("wandb_key") or body.get("wandb_project_name"))  # the key is never kept
         record = Record(job_id, self.clock(), self.speed, None, seed, json.dumps(stored),
                         None if scenario is None else json.dumps(scenario.settings_json()),
                         Record.encode_loss(eval_loss), json.dumps(plan.summary()))
@@ -95,6 +95,57 @@ class Simulator:
         record = dataclasses.replace(record, done_at=done, final_job_json=dumps(view.job(done, full=False)))
         self.store.add(record)
         return _job_at(record, self.clock(), full=False)
+
+    def steps_per_epoch(self, body: Wire, scenario: Scenario | None) -> int:
+        """Steps per epoch (README, "How long a simulated job runs"): a scenario's steps_per_epoch;
+        a preset's, the worked example's 24; else what the training file implies
+        (``ftctl.datasets.plan``), or 24 for a file the simulator cannot read. Never fewer steps than
+        evaluations."""
+        n_epochs, n_evals = body.get("n_epochs") or 1, body.get("n_evals") or 0
+        floor = math.ceil(n_evals / n_epochs)
+        if scenario and scenario.steps_per_epoch:
+            return scenario.steps_per_epoch
+        stats = None if scenario and scenario.preset else self._training_stats(body.get("training_file"))
+        if stats is None:
+            return max(scenarios.DEFAULT_STEPS_PER_EPOCH, floor)
+        from ftctl.datasets.plan import DEFAULT_MAX_SEQ_LENGTH, steps_per_epoch
+
+        batch = body.get("batch_size", "max")
+        return max(floor, steps_per_epoch(*stats, batch_size=MAX_BATCH if batch == "max" else batch,
+                                          max_seq_length=body.get("max_seq_length") or DEFAULT_MAX_SEQ_LENGTH,
+                                          packing=body.get("packing", True) is not False))
+
+    def _training_stats(self, file_id: Any) -> tuple[int, int] | None:
+        """(examples, approximate tokens) of a file the simulator holds, read once per instance."""
+        path = self._file_path(file_id) if isinstance(file_id, str) and file_id else None
+        if path is None:
+            return None
+        if path not in self._stats:
+            from ftctl.datasets import check_path
+
+            report = check_path(str(path))
+            self._stats[path] = (report.num_samples, report.approx_tokens)
+        return self._stats[path]
+
+    def _file_path(self, file_id: str) -> Path | None:
+        """Where the bytes of ``file_id`` are, if the simulator holds it."""
+        try:
+            return self.files.content(file_id)
+        except (NotFound, ApiError):
+            return None
+
+    def estimate_price(self, body: Wire, *, scenario: Scenario | None = None) -> Wire:
+        """``POST /v1/fine-tunes/estimate-price``: the steps the job would run, priced as the
+        simulator bills them (per step); more than ``USER_LIMIT_USD`` may not proceed."""
+        check_estimate_body(body)
+        _check_limits(body)
+        steps = (body.get("n_epochs") or 1) * self.steps_per_epoch(body, scenario or self.scenario)
+        price = steps * timeline.PRICE_PER_STEP / 1e9
+        return {"estimation_available": True, "allowed_to_proceed": price <= USER_LIMIT_USD,
+                "estimated_total_price": price,
+                "estimated_train_token_count": float(steps * timeline.TOKENS_PER_STEP),
+                "estimated_eval_token_count": float((body.get("n_evals") or 0) * timeline.TOKENS_PER_STEP),
+                "user_limit": USER_LIMIT_USD}
 
     def retrieve(self, job_id: str, *, events: bool = True) -> Wire:
         return _job_at(self._get(job_id), self.clock(), full=events)
@@ -288,6 +339,18 @@ def checkpoint_kind(job: Wire, checkpoint: str | None) -> str:
     return "merged" if lora else "default"
 
 
+def _check_limits(body: Wire) -> None:
+    for key, limit in LIMITS.items():
+        if (body.get(key) or 0) > limit:
+            raise InvalidInput(f"{key} must be <= {limit} on the simulator (got {body[key]})")
+
+
+def _wandb_url(body: Wire, job_id: str) -> str:
+    base = str(body.get("wandb_base_url") or "https://wandb.ai").rstrip("/")
+    return (f"{base}/{body.get('wandb_entity') or USER_ID}/{body.get('wandb_project_name') or 'together'}"
+            f"/runs/{job_id[3:11]}")
+
+
 def _time(text: str) -> float:
     try:
         return timeline.from_iso(text)
@@ -369,6 +432,8 @@ class _View:
         job["early_stopped"] = False
         if body.get("early_stopping_enabled"):
             job.update(self._early_stopping_fields(t, status, steps))
+        if body.get("_wandb"):  # null until the run starts, as the API's (docs/api.md)
+            job["wandb_url"] = _wandb_url(body, r.id) if t >= p.running else None
         job["total_price"] = steps * timeline.PRICE_PER_STEP
         job["token_count"] = steps * timeline.TOKENS_PER_STEP
         if status not in TERMINAL_STATUSES:

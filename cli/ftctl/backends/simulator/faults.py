@@ -13,7 +13,8 @@ A fault is a JSON object posted to ``/_sim/faults``:
 - ``{"kind": "dropped"}``: the normal answer's headers and half its body, then the connection
   closes (the client sees fewer bytes than Content-Length promised).
 
-``count`` (default 1) is how many requests it hits; ``path`` (a substring of the request path)
+``count`` (default 1) is how many requests it hits; ``path`` (a substring of the request path, or
+the whole path when it ends in ``$``: ``/v1/fine-tunes$`` is the create, not the price estimate)
 and ``method`` narrow which ones. Faults are consumed in the order they were added.
 """
 
@@ -50,7 +51,11 @@ class Fault:
     method: str | None = None
 
     def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method.upper()) and (self.path is None or self.path in path)
+        if self.method is not None and self.method != method.upper():
+            return False
+        if self.path is None:
+            return True
+        return self.path[:-1] == path if self.path.endswith("$") else self.path in path
 
     @property
     def http_status(self) -> int:

@@ -30,9 +30,9 @@ from starlette.routing import Match, Route
 
 from ftctl.wire import MetricsQuery
 from ftctl.errors import ApiError, FtctlError, InvalidInput, NotFound
-from ftctl.request_checks import check_estimate_body, check_id
+from ftctl.request_checks import check_id
 from ftctl.wire import dumps
-from ftctl.backends.simulator import scenarios, timeline
+from ftctl.backends.simulator import scenarios
 from ftctl.backends.simulator.faults import Fault, Faults, FaultSpecError
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 SCENARIO_HEADER = scenarios.HEADER.lower()  # what `ftctl create --sim-scenario` sends
 FAULTS_PATH = "/_sim/faults"
 GRACEFUL_SHUTDOWN = 3.0  # seconds in-flight requests (e.g. a slow fault) get on Ctrl-C / SIGTERM
-USER_LIMIT_USD = 1000.0
 # Hostile or broken clients: a body is read as it arrives and refused past MAX_BODY (never buffered
 # whole); a client gets REQUEST_TIMEOUT seconds to send a whole request (headers and body), else
 # it is answered 408 and dropped; past MAX_CONNECTIONS open at once, a new one gets 503 and is closed.
@@ -165,7 +164,8 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
         body = await _json_body(request)
         from ftctl.backends.simulator.server_files import estimate_unavailable
 
-        return json_response(estimate_unavailable(simulator, body) or estimate(body))
+        chosen = _header_scenario(request) or scenario
+        return json_response(estimate_unavailable(simulator, body) or simulator.estimate_price(body, scenario=chosen))
 
     async def delete_job(request: Request) -> Response:
         return json_response(simulator.delete(request.path_params["job_id"]))
@@ -256,18 +256,6 @@ def limits(model_name: str) -> dict[str, Any]:
 
     return of_model(model_name, max_epochs=LIMITS["n_epochs"], max_evals=LIMITS["n_evals"],
                     max_checkpoints=LIMITS["n_checkpoints"])
-
-
-def estimate(body: dict[str, Any]) -> dict[str, Any]:
-    """``POST /v1/fine-tunes/estimate-price``, priced like the simulator bills (per step)."""
-    check_estimate_body(body)
-    n_epochs = body.get("n_epochs") or 1
-    steps = n_epochs * scenarios.DEFAULT_STEPS_PER_EPOCH
-    price = steps * timeline.PRICE_PER_STEP / 1e9
-    return {"estimation_available": True, "allowed_to_proceed": price <= USER_LIMIT_USD,
-            "estimated_total_price": price, "estimated_train_token_count": float(steps * timeline.TOKENS_PER_STEP),
-            "estimated_eval_token_count": float((body.get("n_evals") or 0) * timeline.TOKENS_PER_STEP),
-            "user_limit": USER_LIMIT_USD}
 
 
 async def _json_body(request: Request, *, allow_list: bool = False) -> Any:
