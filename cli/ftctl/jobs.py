@@ -140,8 +140,11 @@ class Service:
         return self._sent(job_id)
 
     def list(self, *, limit: int | None = None) -> list[Wire]:
+        from ftctl.local_state import KEEP
+
         jobs = self.backend.list()
-        self._remember(jobs)
+        # Newest first: the cache keeps the KEEP newest, so the rest would be read only to be dropped.
+        self._remember(jobs[:KEEP])
         return jobs[:limit] if limit else jobs
 
     def cancel(self, job_id: str) -> Wire:

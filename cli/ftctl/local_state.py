@@ -67,8 +67,9 @@ class LocalState:
                 for entry in fresh:
                     entry = {**known.get(entry["id"], {}), **entry}
                     known[entry["id"]] = entry
-                ordered = sorted(known.values(), key=lambda j: j.get("created_at") or "", reverse=True)
-                self._write({"version": 1, "jobs": ordered[:KEEP]})
+                ordered = sorted(known.values(), key=lambda j: j.get("created_at") or "", reverse=True)[:KEEP]
+                if ordered != remembered or damaged:  # a listing that changed nothing writes nothing
+                    self._write({"version": 1, "jobs": ordered})
         except OSError:
             pass
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 Wire = dict[str, Any]
 
@@ -27,14 +27,52 @@ def wire_float(x: float) -> float | str:
 class Encoded(dict):
     """A wire object that carries the exact compact JSON it was decoded from (the simulator keeps
     each finished job that way), so ``--json`` copies that text instead of encoding the object
-    again: listing 10,000 jobs is then a decode, not a decode and an encode. Read-only by
-    convention: a changed object must be a new plain dict."""
+    again. Read-only by convention: a changed object must be a new plain dict."""
 
     __slots__ = ("text",)
 
     def __init__(self, text: str) -> None:
         super().__init__(json.loads(text))
         self.text = text
+
+
+class LazyEncoded(Encoded):
+    """An ``Encoded`` whose text is decoded only when something reads it as a dict: listing
+    10,000 jobs as JSON then copies their texts and decodes only the few the recent-jobs cache
+    keeps. Every dict method loads it first; code that reads a dict's C-level storage directly
+    (the C JSON encoder's compact path) must go through ``dumps``/``write``, which copy the text."""
+
+    __slots__ = ("_pending",)
+
+    def __init__(self, text: str) -> None:  # noqa: super().__init__ would decode now
+        self.text = text
+        self._pending = True
+
+    def load(self) -> LazyEncoded:
+        if self._pending:
+            self._pending = False
+            dict.update(self, json.loads(self.text))
+        return self
+
+
+def _loading(name: str) -> Any:
+    method = getattr(dict, name)
+
+    def loaded(self: LazyEncoded, *args: Any, **kwargs: Any) -> Any:
+        if self._pending:
+            self.load()
+        return method(self, *args, **kwargs)
+
+    loaded.__name__ = name
+    return loaded
+
+
+for _name in ("__getitem__", "__contains__", "__iter__", "__len__", "__eq__", "__ne__", "__repr__",
+              "__or__", "__ror__", "__reversed__", "__setitem__", "__delitem__", "get", "keys", "items",
+              "values", "copy", "setdefault", "pop", "popitem", "update", "clear", "__reduce__",
+              "__reduce_ex__", "__sizeof__"):
+    setattr(LazyEncoded, _name, _loading(_name))
+del _name
 
 # Secrets a create body may carry (W&B, Hugging Face): masked in traces and dry runs like the key,
 # and never stored by the simulator.
@@ -93,12 +131,40 @@ def strict(value: Any) -> Any:
 
 
 def dumps(value: Any, *, pretty: bool = False) -> str:
+    if not pretty:
+        if isinstance(value, Encoded):
+            return value.text
+        if isinstance(value, list) and any(isinstance(item, Encoded) for item in value):
+            return "[" + ",".join(_items(value)) + "]"
+        if type(value) is dict and any(isinstance(v, (list, Encoded)) for v in value.values()) \
+                and all(type(k) is str for k in value):
+            # {"data": [jobs]}: each member through dumps, so carried texts are copied
+            return "{" + ",".join(_encode(k) + ":" + dumps(v) for k, v in value.items()) + "}"
+    return _encode(value, pretty=pretty)
+
+
+def _encode(value: Any, *, pretty: bool = False) -> str:
     try:  # fast path: most payloads have no NaN, and allow_nan=False proves it
         return json.dumps(value, allow_nan=False, ensure_ascii=False, indent=2 if pretty else None,
                           separators=None if pretty else (",", ":"))
     except ValueError:
         return json.dumps(strict(value), allow_nan=False, ensure_ascii=False,
                           indent=2 if pretty else None, separators=None if pretty else (",", ":"))
+
+
+def _items(chunk: list[Any]) -> Iterator[str]:
+    """The compact JSON of each item of ``chunk``: carried texts copied, runs of others encoded at once."""
+    plain: list[Any] = []
+    for item in chunk:
+        if isinstance(item, Encoded):
+            if plain:
+                yield _encode(plain)[1:-1]
+                plain = []
+            yield item.text
+        else:
+            plain.append(item)
+    if plain:
+        yield _encode(plain)[1:-1]
 
 
 def write(stream: IO[str], value: Any, *, pretty: bool = False) -> None:
@@ -110,11 +176,7 @@ def write(stream: IO[str], value: Any, *, pretty: bool = False) -> None:
         return
     stream.write("[")
     for start in range(0, len(value), CHUNK):
-        chunk = value[start:start + CHUNK]
         if start:
             stream.write(",")
-        if all(type(item) is Encoded for item in chunk):
-            stream.write(",".join(item.text for item in chunk))
-        else:
-            stream.write(dumps(chunk)[1:-1])
+        stream.write(",".join(_items(value[start:start + CHUNK])))
     stream.write("]\n")

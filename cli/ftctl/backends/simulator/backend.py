@@ -101,7 +101,7 @@ class Simulator:
 
     def list(self) -> list[Wire]:
         now = self.clock()
-        return [_job_at(r, now, full=False) for r in self.store.newest_first()]
+        return [_job_at(r, now, full=False, lazy=True) for r in self.store.newest_first()]
 
     def cancel(self, job_id: str) -> Wire:
         record = self._get(job_id)
@@ -297,10 +297,10 @@ def _time(text: str) -> float:
         raise InvalidInput(f"logged_at filters must be ISO-8601 times (got {text!r})") from None
 
 
-def _job_at(record: Record, t: float, *, full: bool) -> Wire:
+def _job_at(record: Record, t: float, *, full: bool, lazy: bool = False) -> Wire:
     """The job object at ``t``: the stored final one when the job has ended, else computed."""
     if not full:
-        finished = record.finished(t)
+        finished = record.finished(t, lazy=lazy)
         if finished is not None:
             return finished
     return _View(record).job(t, full=full)

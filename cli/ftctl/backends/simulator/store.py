@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ftctl.wire import Encoded, wire_float
+from ftctl.wire import Encoded, LazyEncoded, wire_float
 from ftctl.errors import ApiError, InvalidInput
 from ftctl.backends.simulator.scenarios import decode_float
 
@@ -111,12 +111,13 @@ class Record:
         except (ValueError, TypeError, KeyError) as exc:
             raise self._damaged(exc) from None
 
-    def finished(self, t: float) -> dict[str, Any] | None:
-        """The job object at ``t`` if the job had ended by then (and was not cancelled)."""
+    def finished(self, t: float, *, lazy: bool = False) -> dict[str, Any] | None:
+        """The job object at ``t`` if the job had ended by then (and was not cancelled); ``lazy``:
+        decoded only when read as a dict (a listing copies most of them as text)."""
         if self.final_job_json is None or self.cancel_at is not None or self.done_at is None or t < self.done_at:
             return None
         try:
-            return Encoded(self.final_job_json)
+            return LazyEncoded(self.final_job_json) if lazy else Encoded(self.final_job_json)
         except ValueError as exc:
             raise self._damaged(exc) from None
 
