@@ -71,9 +71,11 @@ class Backend(Protocol):
 
     def create(self, body: Wire) -> Wire: ...
 
-    def retrieve(self, job_id: str, *, events: bool = True) -> Wire:
+    def retrieve(self, job_id: str, *, events: bool = True, once: bool = False) -> Wire:
         """The full job. ``events=False`` says the caller will not read the embedded event log, so a
-        backend that builds it (the simulator) may leave it empty; the real API always sends it."""
+        backend that builds it (the simulator) may leave it empty; the real API always sends it.
+        ``once`` (with ``events=False``): a single read, not a poll, so the HTTP backend may take
+        the job's list item instead of a retrieve that embeds every event."""
         ...
 
     def list(self) -> list[Wire]: ...

@@ -186,7 +186,7 @@ class Service:
 
         backend = self.backend
         if job is None:
-            job = backend.retrieve(check_job_id(job_id), events=False)
+            job = backend.retrieve(check_job_id(job_id), events=False, once=True)
         job = self._with_reason(job)
         rows = backend.metrics(job_id, query or MetricsQuery())
         return Run(job.get("id", job_id), job, rows, analyse(job, rows, sent=self._sent(job_id)))

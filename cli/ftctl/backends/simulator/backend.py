@@ -96,7 +96,7 @@ class Simulator:
         self.store.add(record)
         return _job_at(record, self.clock(), full=False)
 
-    def retrieve(self, job_id: str, *, events: bool = True) -> Wire:
+    def retrieve(self, job_id: str, *, events: bool = True, once: bool = False) -> Wire:
         return _job_at(self._get(job_id), self.clock(), full=events)
 
     def list(self) -> list[Wire]:

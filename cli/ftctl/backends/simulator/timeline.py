@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import json
 import math
 import re
 import random
@@ -22,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from ftctl import early_stopping as es
+from ftctl.wire import LazyEncoded
 
 # How long the phases around training last, in step-equivalents (so they scale with the speed).
 PENDING, QUEUED, DOWNLOAD, UPLOAD, CANCEL = 2, 2, 2, 3, 1
@@ -201,6 +203,18 @@ def _artifact_hash(seed: int, step: int, kind: str = "checkpoint") -> str:
     return hashlib.sha256(f"{kind}:{seed}:{step}".encode()).hexdigest()[:32]
 
 
+def _checkpoint_hasher(seed: int) -> Any:
+    """``_artifact_hash(seed, step)`` for many steps, the common prefix hashed once."""
+    prefix = hashlib.sha256(f"checkpoint:{seed}:".encode())
+
+    def digest(step: int) -> str:
+        h = prefix.copy()
+        h.update(str(step).encode())
+        return h.hexdigest()[:32]
+
+    return digest
+
+
 class _Events:
     """Makes one job's events. Every event carries every field the API's event object requires
     (Together's OpenAPI ``FineTuneEvent``; tests/fixtures/openapi/) with the value true at that
@@ -258,8 +272,13 @@ def _training_events(plan: Plan, p: Phases, event: _Events, *, job_id: str) -> I
     epoch_steps = {round(e * plan.steps_per_epoch): e for e in range(1, plan.n_epochs + 1)}
     saves = improved_at | set(plan.checkpoint_every)
     start, per_step = p.train_start, p.step_seconds
-    folder = f"s3://ftctl-sim/{job_id}/checkpoints/step-"
+    # The fields every save shares, encoded once: a save is then one f-string, with the same keys
+    # in the same order as ``_Events`` gives every other event (the JSON an API client reads).
+    folder = json.dumps(f"s3://ftctl-sim/{job_id}/checkpoints/step-", ensure_ascii=False)[1:-1]
     base = event.base
+    middle = (f'"param_count":{json.dumps(base["param_count"])},"total_steps":{json.dumps(base["total_steps"])},'
+              f'"wandb_url":"","checkpoint_path":"')
+    digest = _checkpoint_hasher(plan.seed)
     for step in sorted(saves.union(epoch_steps)):  # one pass over the steps where something happens
         if step > run:
             break
@@ -267,12 +286,11 @@ def _training_events(plan: Plan, p: Phases, event: _Events, *, job_id: str) -> I
         if step in epoch_steps:
             e = epoch_steps[step]
             yield when, event(when, "epoch_complete", f"Epoch {e}/{plan.n_epochs} completed", step)
-        if step in saves:  # the commonest event by far (a save at every new best): built inline
-            path = f"{folder}{step}"
-            yield when, {"object": "fine-tune-event", "created_at": iso(when), "type": "checkpoint_save",
-                         "level": "info", "message": f"Checkpoint saved at step {step}", **base, "step": step,
-                         "token_count": step * TOKENS_PER_STEP, "checkpoint_path": path,
-                         "hash": _artifact_hash(plan.seed, step)}
+        if step in saves:  # the commonest event by far (a save at every new best): written as JSON
+            yield when, LazyEncoded(
+                f'{{"object":"fine-tune-event","created_at":"{iso(when)}","type":"checkpoint_save","level":"info",'
+                f'"message":"Checkpoint saved at step {step}",{middle}{folder}{step}","model_path":"",'
+                f'"training_offset":0,"hash":"{digest(step)}","step":{step},"token_count":{step * TOKENS_PER_STEP}}}')
     end = p.train_end
     final = trail[-1] if trail else None
     if final is not None and final.stopped:
