@@ -375,12 +375,19 @@ def metrics(plan: Plan, phases: Phases, t: float, *, learning_rate: float, sched
              "train/grad_norm": round(0.4 + 0.6 * random.Random(plan.seed * 7919 + step).random(), 4)}
             for step in train_steps if not filtered or keep(step)]
     start, per_step, per_epoch = phases.train_start, phases.step_seconds, plan.steps_per_epoch
-    for step, value in zip(plan.eval_steps, plan.eval_loss):  # one row per evaluation: keep this lean
-        if step > high:
-            break
-        if step >= low and (not filtered or keep(step)):
-            rows.append({"timestamp": int((start + step * per_step) * 1e9) + 1, "train/global_step": step,
-                         "train/epoch": round(step / per_epoch, 4), "eval/loss": value})
+    steps, values = plan.eval_steps, plan.eval_loss
+    first = bisect.bisect_left(steps, low)
+    last = bisect.bisect_right(steps, high)
+    fixed = int(start * 1e9) + 1 if per_step == 0 else None  # an instant run: one timestamp for all
+    rounded = round
+    if fixed is not None and not filtered:  # the common case, 100,000 rows: nothing but the row itself
+        rows += [{"timestamp": fixed, "train/global_step": step, "train/epoch": rounded(step / per_epoch, 4),
+                  "eval/loss": value} for step, value in zip(steps[first:last], values[first:last])]
+    else:
+        for step, value in zip(steps[first:last], values[first:last]):  # one row per evaluation
+            if not filtered or keep(step):
+                rows.append({"timestamp": int((start + step * per_step) * 1e9) + 1, "train/global_step": step,
+                             "train/epoch": rounded(step / per_epoch, 4), "eval/loss": value})
     # Two runs already in step order: a stable sort merges them, a training row before the eval
     # row of the same step.
     rows.sort(key=_STEP_OF)
