@@ -17,7 +17,8 @@ from typing import IO, Any
 # Everything Rich and Typer read from the environment to decide colours, width and style.
 _ENV = ("COLUMNS", "LINES", "TERM", "COLORTERM", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE",
         "TTY_INTERACTIVE", "JUPYTER_COLUMNS", "JUPYTER_LINES", "TYPER_USE_RICH", "_TYPER_FORCE_DISABLE_TERMINAL",
-        "TERMINAL_WIDTH", "_TYPER_TERMINAL_WIDTH", "LANG", "LC_ALL", "PYTHONIOENCODING")
+        "TERMINAL_WIDTH", "_TYPER_TERMINAL_WIDTH", "LANG", "LC_ALL", "LC_CTYPE", "PYTHONIOENCODING",
+        "FTCTL_FORCE_TTY", "CLICOLOR", "CLICOLOR_FORCE")
 
 
 def applies(argv: list[str]) -> bool:
