@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, ContextManager, Iterator, Protocol
 
-from ftctl.wire import MetricsQuery, Wire
+from ftctl.wire import MetricsQuery, Rows, Wire
 
 
 @dataclass
@@ -82,7 +82,9 @@ class Backend(Protocol):
 
     def cancel(self, job_id: str) -> Wire: ...
 
-    def events(self, job_id: str) -> list[Wire]: ...
+    def events(self, job_id: str) -> list[Wire] | Rows:
+        """The event log in order; the simulator makes it as it is read (``wire.Rows``)."""
+        ...
 
     def checkpoints(self, job_id: str) -> list[Wire]: ...
 

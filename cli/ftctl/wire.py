@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import IO, Any, Iterator
+from itertools import islice
+from typing import IO, Any, Callable, Iterable, Iterator
 
 Wire = dict[str, Any]
 
@@ -74,6 +75,20 @@ for _name in ("__getitem__", "__contains__", "__iter__", "__len__", "__eq__", "_
     setattr(LazyEncoded, _name, _loading(_name))
 del _name
 
+class Rows:
+    """A long list of wire objects made as they are read (100,000 simulated events), each time it
+    is iterated: ``--json`` writes them a chunk at a time, so they never sit in memory together.
+    Anything that needs a real list (``--fields``, a server's answer) takes ``list(rows)``."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[], Iterable[Any]]) -> None:
+        self._make = make
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._make())
+
+
 # Secrets a create body may carry (W&B, Hugging Face): masked in traces and dry runs like the key,
 # and never stored by the simulator.
 SECRET_BODY_FIELDS = ("wandb_key", "wandb_api_key", "hf_api_token")
@@ -131,12 +146,14 @@ def strict(value: Any) -> Any:
 
 
 def dumps(value: Any, *, pretty: bool = False) -> str:
+    if isinstance(value, Rows):
+        value = list(value)
     if not pretty:
         if isinstance(value, Encoded):
             return value.text
         if isinstance(value, list) and any(isinstance(item, Encoded) for item in value):
             return "[" + ",".join(_items(value)) + "]"
-        if type(value) is dict and any(isinstance(v, (list, Encoded)) for v in value.values()) \
+        if type(value) is dict and any(isinstance(v, (list, Encoded, Rows)) for v in value.values()) \
                 and all(type(k) is str for k in value):
             # {"data": [jobs]}: each member through dumps, so carried texts are copied
             return "{" + ",".join(_encode(k) + ":" + dumps(v) for k, v in value.items()) + "}"
@@ -171,12 +188,15 @@ def write(stream: IO[str], value: Any, *, pretty: bool = False) -> None:
     """``dumps(value)`` and a newline, written in pieces: a long compact list (100,000 events) is
     encoded a chunk at a time, so the whole document never sits in memory twice, and objects that
     carry their own compact JSON (``Encoded``) are copied, not encoded again."""
-    if pretty or not isinstance(value, list):
+    if pretty or not isinstance(value, (list, Rows)):
         stream.write(dumps(value, pretty=pretty) + "\n")
         return
     stream.write("[")
-    for start in range(0, len(value), CHUNK):
-        if start:
+    items = iter(value)
+    first = True
+    while chunk := list(islice(items, CHUNK)):
+        if not first:
             stream.write(",")
-        stream.write(",".join(_items(value[start:start + CHUNK])))
+        first = False
+        stream.write(",".join(_items(chunk)))
     stream.write("]\n")

@@ -28,6 +28,10 @@ def emit(term: Terminal, value: Any, *, fields: list[str] | None = None, kind: s
 
     if fields is not None:
         from ftctl.output.fields import select
+        from ftctl.wire import Rows
+
+        if isinstance(value, Rows):
+            value = list(value)
 
         value = select(value, fields, kind)
     write(term.out, value, pretty=term.is_tty)

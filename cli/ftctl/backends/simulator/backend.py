@@ -23,7 +23,7 @@ from ftctl.backends.simulator.scenarios import Scenario
 from ftctl.backends.simulator.store import Record, Store
 from ftctl.errors import ApiError, InvalidInput, NotFound
 from ftctl.request_checks import check_body
-from ftctl.wire import SECRET_BODY_FIELDS, TERMINAL_STATUSES, MetricsQuery, Wire, dumps
+from ftctl.wire import SECRET_BODY_FIELDS, TERMINAL_STATUSES, MetricsQuery, Rows, Wire, dumps
 
 STORE_FILE = "simulator.db"
 USER_ID = "sim-user"
@@ -118,9 +118,12 @@ class Simulator:
         # the job must read as cancelled from that instant on.
         return _View(record).job(max(self.clock(), record.cancel_at or now), full=False)
 
-    def events(self, job_id: str) -> list[Wire]:
+    def events(self, job_id: str) -> Rows:
+        """Made as they are read (``wire.Rows``): 100,000 events are never all in memory at once."""
         view = _View(self._get(job_id))
-        return view.events(self.clock())
+        t, _ = self.clock(), view.plan  # the plan now: a damaged row fails before anything is written
+        return Rows(lambda: timeline.event_stream(view.plan, view.phases, t, model=view.record.body.get("model") or "",
+                                                  job_id=view.record.id))
 
     def checkpoints(self, job_id: str) -> list[Wire]:
         view = _View(self._get(job_id))

@@ -58,6 +58,23 @@ class Plan:
                    if self.fail_at is None or step <= self.fail_at)
         return list(es.trail(reached, self.settings))
 
+    def improvements(self) -> tuple[set[int], es.State | None]:
+        """The steps where the best improved, and the rule's last state (None: early stopping off),
+        read in one pass without keeping every state (100,000 of them) unless ``trail`` already is."""
+        if self.settings is None:
+            return set(), None
+        eval_steps = self.eval_steps
+        states = self.__dict__.get("trail")
+        if states is None:
+            reached = (value for step, value in zip(eval_steps, self.eval_loss)
+                       if self.fail_at is None or step <= self.fail_at)
+            states = es.trail(reached, self.settings)
+        improved, final = set(), None
+        for final in states:
+            if final.improved:
+                improved.add(eval_steps[final.evals - 1])
+        return improved, final
+
     def summary(self) -> dict[str, Any]:
         """The end of the run, stored beside the job so listing never replays the curve."""
         trail = self.trail
@@ -234,12 +251,15 @@ class _Events:
 
 def events(plan: Plan, phases: Phases, t: float, *, model: str, job_id: str) -> list[dict[str, Any]]:
     """The event log up to ``t``, with the API's type names, in order."""
-    out = []
+    return list(event_stream(plan, phases, t, model=model, job_id=job_id))
+
+
+def event_stream(plan: Plan, phases: Phases, t: float, *, model: str, job_id: str) -> Iterator[dict[str, Any]]:
+    """``events``, made one at a time."""
     for when, event in _all_events(plan, phases, model=model, job_id=job_id):
         if when > t:  # they come in time order
             break
-        out.append(event)
-    return out
+        yield event
 
 
 def _all_events(plan: Plan, phases: Phases, *, model: str, job_id: str) -> Iterator[tuple[float, dict]]:
@@ -266,8 +286,7 @@ def _all_events(plan: Plan, phases: Phases, *, model: str, job_id: str) -> Itera
 
 
 def _training_events(plan: Plan, p: Phases, event: _Events, *, job_id: str) -> Iterator[tuple[float, dict]]:
-    trail = plan.trail
-    improved_at = {plan.eval_steps[s.evals - 1] for s in trail if s.improved}
+    improved_at, final = plan.improvements()
     run = p.run_steps
     epoch_steps = {round(e * plan.steps_per_epoch): e for e in range(1, plan.n_epochs + 1)}
     saves = improved_at | set(plan.checkpoint_every)
@@ -292,7 +311,6 @@ def _training_events(plan: Plan, p: Phases, event: _Events, *, job_id: str) -> I
                 f'"message":"Checkpoint saved at step {step}",{middle}{folder}{step}","model_path":"",'
                 f'"training_offset":0,"hash":"{digest(step)}","step":{step},"token_count":{step * TOKENS_PER_STEP}}}')
     end = p.train_end
-    final = trail[-1] if trail else None
     if final is not None and final.stopped:
         halt = plan.eval_steps[final.halt_i - 1]
         out = es.outcome(final, plan.eval_steps, plan.total_steps, plan.n_epochs)
