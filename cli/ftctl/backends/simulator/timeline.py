@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import heapq
 import json
 import math
 import re
@@ -372,6 +373,16 @@ def metrics(plan: Plan, phases: Phases, t: float, *, learning_rate: float, sched
             time_from: float | None = None, time_to: float | None = None,
             resolution: int | None = None) -> list[dict[str, Any]]:
     """Training and eval rows up to ``t``, as ``/metrics`` returns them, in step order."""
+    return list(metric_stream(plan, phases, t, learning_rate=learning_rate, scheduler=scheduler,
+                              warmup_ratio=warmup_ratio, step_from=step_from, step_to=step_to,
+                              time_from=time_from, time_to=time_to, resolution=resolution))
+
+
+def metric_stream(plan: Plan, phases: Phases, t: float, *, learning_rate: float, scheduler: dict[str, Any],
+                  warmup_ratio: float, step_from: int | None = None, step_to: int | None = None,
+                  time_from: float | None = None, time_to: float | None = None,
+                  resolution: int | None = None) -> Iterator[dict[str, Any]]:
+    """``metrics``, made one row at a time (the training rows, at most ``resolution``, at once)."""
     done = phases.steps_at(t)
     low = max(1, step_from or 1)
     high = min(done, step_to if step_to is not None else done)
@@ -397,19 +408,16 @@ def metrics(plan: Plan, phases: Phases, t: float, *, learning_rate: float, sched
     first = bisect.bisect_left(steps, low)
     last = bisect.bisect_right(steps, high)
     fixed = int(start * 1e9) + 1 if per_step == 0 else None  # an instant run: one timestamp for all
-    rounded = round
     if fixed is not None and not filtered:  # the common case, 100,000 rows: nothing but the row itself
-        rows += [{"timestamp": fixed, "train/global_step": step, "train/epoch": rounded(step / per_epoch, 4),
-                  "eval/loss": value} for step, value in zip(steps[first:last], values[first:last])]
+        evals = ({"timestamp": fixed, "train/global_step": step, "train/epoch": round(step / per_epoch, 4),
+                  "eval/loss": value} for step, value in zip(steps[first:last], values[first:last]))
     else:
-        for step, value in zip(steps[first:last], values[first:last]):  # one row per evaluation
-            if not filtered or keep(step):
-                rows.append({"timestamp": int((start + step * per_step) * 1e9) + 1, "train/global_step": step,
-                             "train/epoch": rounded(step / per_epoch, 4), "eval/loss": value})
-    # Two runs already in step order: a stable sort merges them, a training row before the eval
-    # row of the same step.
-    rows.sort(key=_STEP_OF)
-    return rows
+        evals = ({"timestamp": int((start + step * per_step) * 1e9) + 1, "train/global_step": step,
+                  "train/epoch": round(step / per_epoch, 4), "eval/loss": value}
+                 for step, value in zip(steps[first:last], values[first:last]) if not filtered or keep(step))
+    # Two runs already in step order: merged (stably), a training row before the eval row of the
+    # same step.
+    return heapq.merge(rows, evals, key=_STEP_OF)
 
 
 _STEP_OF = itemgetter("train/global_step")
