@@ -141,3 +141,22 @@ def test_metrics_over_http_does_not_fetch_the_job_with_its_event_log(ftctl_proc,
         log = server.logged(f"/v1/fine-tunes/{job_id}/metrics")
     assert f"GET /v1/fine-tunes/{job_id}/metrics" in log
     assert f"GET /v1/fine-tunes/{job_id} " not in log  # the job came from the list, without its events
+
+
+def test_a_listing_decodes_only_the_jobs_the_cache_does_not_know_as_finished(ftctl, ftctl_home, monkeypatch):
+    from ftctl import wire
+
+    first = create(ftctl)
+    ftctl("list", "--json")  # the cache now knows it as completed
+    second = create(ftctl)
+    import json as json_module
+
+    (ftctl_home / "jobs.json").write_text(json_module.dumps(  # forget the second job
+        {"version": 1, "jobs": [j for j in json_module.loads((ftctl_home / "jobs.json").read_text())["jobs"]
+                                if j["id"] != second]}))
+    decoded = []
+    original = wire.LazyEncoded.load
+    monkeypatch.setattr(wire.LazyEncoded, "load", lambda self: decoded.append(self.id) or original(self))
+    assert [j["id"] for j in ftctl("list", "--json").json()] == [second, first]
+    assert decoded == [second]  # the known finished job was copied and skipped, never decoded
+    assert {j["id"] for j in json_module.loads((ftctl_home / "jobs.json").read_text())["jobs"]} == {first, second}

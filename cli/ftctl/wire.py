@@ -43,11 +43,17 @@ class LazyEncoded(Encoded):
     keeps. Every dict method loads it first; code that reads a dict's C-level storage directly
     (the C JSON encoder's compact path) must go through ``dumps``/``write``, which copy the text."""
 
-    __slots__ = ("_pending",)
+    __slots__ = ("_pending", "id")
 
-    def __init__(self, text: str) -> None:  # noqa: super().__init__ would decode now
+    def __init__(self, text: str, id: str | None = None) -> None:  # noqa: super().__init__ would decode now
         self.text = text
+        self.id = id  # known without decoding (the store's key), when given
         self._pending = True
+
+    @property
+    def pending(self) -> bool:
+        """Not decoded yet."""
+        return self._pending
 
     def load(self) -> LazyEncoded:
         if self._pending:

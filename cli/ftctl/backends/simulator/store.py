@@ -117,7 +117,7 @@ class Record:
         if self.final_job_json is None or self.cancel_at is not None or self.done_at is None or t < self.done_at:
             return None
         try:
-            return LazyEncoded(self.final_job_json) if lazy else Encoded(self.final_job_json)
+            return LazyEncoded(self.final_job_json, self.id) if lazy else Encoded(self.final_job_json)
         except ValueError as exc:
             raise self._damaged(exc) from None
 
