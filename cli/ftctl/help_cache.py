@@ -8,7 +8,6 @@ the cache directory means the help is drawn as usual.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from pathlib import Path
@@ -55,6 +54,8 @@ def _installed(name: str) -> str:
 
 
 def key(argv: list[str], stream: IO[str]) -> str:
+    import hashlib
+
     from ftctl import __version__
 
     try:

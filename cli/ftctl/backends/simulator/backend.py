@@ -6,11 +6,9 @@ The HTTP server of ``ftctl sim serve`` wraps this class; it does not reimplement
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
@@ -64,6 +62,9 @@ class Simulator:
             if (body.get(key) or 0) > limit:
                 raise InvalidInput(f"{key} must be <= {limit} on the simulator (got {body[key]})")
         self._check_references(body)
+        import hashlib
+        import uuid
+
         job_id = f"ft-{uuid.uuid4()}"
         seed = body.get("random_seed")
         if seed is None:

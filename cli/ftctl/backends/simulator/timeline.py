@@ -11,7 +11,6 @@ the number of evaluations, never with the number of steps.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import heapq
 import json
 import math
@@ -218,11 +217,15 @@ _SIZE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)([BbMm])(?![A-Za-z])")
 def _artifact_hash(seed: int, step: int, kind: str = "checkpoint") -> str:
     """A digest standing for the saved weights' (the simulator saves none): a function of what
     would determine them, the run's seed and step, so the same run saves the same hash."""
+    import hashlib
+
     return hashlib.sha256(f"{kind}:{seed}:{step}".encode()).hexdigest()[:32]
 
 
 def _checkpoint_hasher(seed: int) -> Any:
     """``_artifact_hash(seed, step)`` for many steps, the common prefix hashed once."""
+    import hashlib  # only when a log is made: reading a job needs no digest
+
     prefix = hashlib.sha256(f"checkpoint:{seed}:".encode())
 
     def digest(step: int) -> str:
