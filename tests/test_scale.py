@@ -7,6 +7,7 @@ the job with its event log."""
 from __future__ import annotations
 
 import json
+import os
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,7 +15,8 @@ from kit import BASE
 from served import TOKEN, served
 
 from ftctl.local_state import KEEP, LocalState
-from ftctl.models import Checkpoint, Event, MetricsRow, ResponseError, check_list, plainly_valid
+from ftctl.models import Checkpoint, Event, Job, MetricsRow, ResponseError, check_list
+from ftctl.shapes import SHAPES, plainly_valid
 from ftctl.wire import Encoded, LazyEncoded, dumps, write
 
 
@@ -116,15 +118,48 @@ row_values = st.none() | st.booleans() | st.integers() | st.floats() | st.text(m
                                             "train/global_step", "level", "created_at", "x"]), row_values),
            plain_json), max_size=4))
 def test_the_plain_check_passes_only_what_pydantic_accepts(model, items):
-    if plainly_valid(model, items):
+    if plainly_valid(model.__name__, items):
         for item in items:
             model.model_validate(item)
     try:
         checked = check_list(model, {"data": items}, "data", "x")
     except ResponseError:
-        assert not plainly_valid(model, items)
+        assert not plainly_valid(model.__name__, items)
     else:
         assert checked is items  # the wire objects, unchanged
+
+
+@pytest.mark.parametrize("model", [Job, Event, Checkpoint, MetricsRow])
+def test_the_plain_shapes_are_the_models_fields(model):
+    """ftctl.shapes restates the models without pydantic: same fields, same wire names, the same
+    (or narrower) types, required where the model requires."""
+    import typing
+
+    plain = {str: str, int: int, float: float, bool: bool}
+    expected = {}
+    for name, info in model.model_fields.items():
+        args = [a for a in typing.get_args(info.annotation) or (info.annotation,) if a is not type(None)]
+        if typing.get_origin(args[0]) is list:
+            expected[info.alias or name] = ("list", typing.get_args(args[0])[0].__name__)
+            continue
+        types = {dict if typing.get_origin(a) is dict else plain[a] for a in args}
+        if float in types:
+            types.add(int)  # a whole number is a valid float
+        if not info.is_required():
+            types.add(type(None))
+        expected[info.alias or name] = types
+    shape = SHAPES[model.__name__]
+    assert {k: v if v[0] == "list" else set(v) for k, v in shape.items()} == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(job=st.fixed_dictionaries({"id": st.text(max_size=4), "status": st.text(max_size=4)},
+                                 optional={k: row_values | st.dictionaries(st.text(max_size=3), row_values, max_size=2)
+                                           for k in ("batch_size", "lr_scheduler", "early_stopped", "n_evals",
+                                                     "learning_rate", "progress")}))
+def test_a_plainly_valid_job_is_one_pydantic_accepts(job):
+    if plainly_valid("Job", [job]):
+        Job.model_validate(job)
 
 
 # -- over HTTP: fetch only what is shown -----------------------------------------------------------
@@ -141,6 +176,23 @@ def test_metrics_over_http_does_not_fetch_the_job_with_its_event_log(ftctl_proc,
         log = server.logged(f"/v1/fine-tunes/{job_id}/metrics")
     assert f"GET /v1/fine-tunes/{job_id}/metrics" in log
     assert f"GET /v1/fine-tunes/{job_id} " not in log  # the job came from the list, without its events
+
+
+def test_plain_answers_over_http_never_import_pydantic(ftctl_proc, tmp_path):
+    """The HTTP backend checks plainly valid answers itself; pydantic is for the unusual ones."""
+    import subprocess
+    import sys as system
+
+    with served(tmp_path / "served", args=()) as server:
+        env = {**os.environ, "TOGETHER_API_KEY": TOKEN, "TOGETHER_BASE_URL": server.url, "FTCTL_BACKEND": "together"}
+        job_id = ftctl_proc(*BASE, "--n-evals", "6", "--early-stopping", "-q", env=env).stdout.strip()
+        for args in (["retrieve", job_id, "--json"], ["list", "--json"], ["events", job_id, "--json"],
+                     ["metrics", job_id, "--json"], ["checkpoints", job_id, "--json"]):
+            proc = subprocess.run([system.executable, "-X", "importtime", "-m", "ftctl", *args], env=env,
+                                  capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 0, proc.stderr[-500:]
+            imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if "|" in line}
+            assert "httpx" in imported and "pydantic" not in imported and "ftctl.models" not in imported, args
 
 
 def test_a_listing_decodes_only_the_jobs_the_cache_does_not_know_as_finished(ftctl, ftctl_home, monkeypatch):

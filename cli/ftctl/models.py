@@ -20,14 +20,9 @@ from typing import Any, Optional, TypeVar, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ftctl.wire import TERMINAL_STATUSES
-from ftctl.errors import ApiError
+from ftctl.errors import ResponseError  # noqa: F401 (its home was here; importers keep working)
 
 
-
-class ResponseError(ApiError):
-    """A response that is not the shape the API documents."""
-
-    code = "bad_response"
 
 
 class _Lenient(BaseModel):
@@ -165,57 +160,15 @@ def parse_list(model: type[M], data: Any, key: str, what: str) -> list[M]:
 
 
 def check_list(model: type[BaseModel], data: Any, key: str, what: str) -> list[Any]:
-    """``{key: [...]}`` (the API's list envelope) checked against ``model``; its items, unchanged."""
+    """``{key: [...]}`` (the API's list envelope) checked against ``model``; its items, unchanged.
+    Plainly valid items (``ftctl.shapes``) are not handed to pydantic one by one."""
+    from ftctl.shapes import plainly_valid
+
     items = unwrap_list(data, key, what)
-    if not plainly_valid(model, items):
+    if not plainly_valid(model.__name__, items):
         for item in items:
             parse(model, item, what)
     return items
-
-
-def plainly_valid(model: type[BaseModel], items: list[Any]) -> bool:
-    """Whether every item is a dict whose known fields hold exactly the plain JSON types the model
-    declares (numbers, strings, null): then pydantic would accept it as it is, and 100,000 metrics
-    rows are checked by a loop over their values instead of 100,000 model instances. Anything else
-    (a numeric string, a missing id) goes to pydantic, which accepts it or names the field."""
-    checks = _plain_checks(model)
-    if checks is None:
-        return False
-    required = [name for name, (_, needed) in checks.items() if needed]
-    allowed = {name: types for name, (types, _) in checks.items()}.get
-    for item in items:
-        if type(item) is not dict:
-            return False
-        for name, value in item.items():  # the fields a row has (4 of a metrics row's 7), not all
-            types = allowed(name)
-            if types is not None and type(value) not in types:
-                return False
-        for name in required:
-            if item.get(name) is None:
-                return False
-    return True
-
-
-_PLAIN: dict[type, Any] = {}
-_TYPES = {float: (int, float, type(None)), int: (int, type(None)), str: (str, type(None))}
-
-
-def _plain_checks(model: type[BaseModel]) -> dict[str, tuple[tuple[type, ...], bool]] | None:
-    """Per wire name: the Python types its value may have, and whether it is required; None when
-    a field is not a plain optional number or string (then pydantic checks every item)."""
-    if model not in _PLAIN:
-        checks: dict[str, tuple[tuple[type, ...], bool]] | None = {}
-        for name, info in model.model_fields.items():
-            annotation = info.annotation
-            args = [a for a in getattr(annotation, "__args__", (annotation,)) if a is not type(None)]
-            if len(args) != 1 or args[0] not in _TYPES:
-                checks = None
-                break
-            types = _TYPES[args[0]] if not info.is_required() else tuple(
-                t for t in _TYPES[args[0]] if t is not type(None))
-            checks[info.alias or name] = (types, info.is_required())
-        _PLAIN[model] = checks
-    return _PLAIN[model]
 
 
 def unwrap_list(data: Any, key: str, what: str) -> list[Any]:
