@@ -212,3 +212,27 @@ def test_a_listing_decodes_only_the_jobs_the_cache_does_not_know_as_finished(ftc
     assert [j["id"] for j in ftctl("list", "--json").json()] == [second, first]
     assert decoded == [second]  # the known finished job was copied and skipped, never decoded
     assert {j["id"] for j in json_module.loads((ftctl_home / "jobs.json").read_text())["jobs"]} == {first, second}
+
+
+@pytest.mark.parametrize("preset", ["nan", "diverging", "improving"])
+@pytest.mark.parametrize("fraction", [0.0, 0.37, 1.0])
+def test_the_simulators_eval_columns_are_its_eval_rows(tmp_path, preset, fraction):
+    """``metrics`` on the simulator hands the reading its eval rows as two columns; they must be
+    the rows themselves, at any instant of the run and with non-finite values."""
+    from ftctl.analysis import analyse, eval_points
+    from ftctl.backends.simulator.backend import Simulator
+    from ftctl.backends.simulator.scenarios import load
+    from ftctl.create_request import CreateOptions, build_body
+    from ftctl.wire import MetricsQuery
+
+    now = [1000.0]
+    sim = Simulator(tmp_path, speed=50.0, clock=lambda: now[0], scenario=load(preset))
+    job = sim.create(build_body(CreateOptions(training_file="f", validation_file="v", model="m", n_evals=40,
+                                               n_epochs=2, early_stopping=True)))
+    now[0] += fraction * 60
+    rows = sim.metrics(job["id"])
+    assert rows.eval_columns is not None
+    fast, slow = eval_points(rows), eval_points(list(rows))
+    assert repr(fast) == repr(slow)  # repr: NaN equals NaN
+    assert repr(analyse(job, rows).evaluations) == repr(analyse(job, list(rows)).evaluations)
+    assert sim.metrics(job["id"], MetricsQuery(global_step_from=3)).eval_columns is None  # filtered: rows only

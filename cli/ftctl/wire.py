@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass
 from itertools import islice
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
 Wire = dict[str, Any]
 
@@ -86,10 +86,14 @@ class Rows:
     is iterated: ``--json`` writes them a chunk at a time, so they never sit in memory together.
     Anything that needs a real list (``--fields``, a server's answer) takes ``list(rows)``."""
 
-    __slots__ = ("_make",)
+    __slots__ = ("_make", "eval_columns")
 
-    def __init__(self, make: Callable[[], Iterable[Any]]) -> None:
+    def __init__(self, make: Callable[[], Iterable[Any]],
+                 eval_columns: Callable[[], tuple[Sequence[int], Sequence[float]]] | None = None) -> None:
         self._make = make
+        # metrics rows: their eval rows' steps and eval/loss values as two columns, when the maker
+        # has them (the simulator): a reading then needs no row dicts at all
+        self.eval_columns = eval_columns
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._make())

@@ -5,6 +5,7 @@ The HTTP server of ``ftctl sim serve`` wraps this class; it does not reimplement
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
 import math
@@ -143,7 +144,7 @@ class Simulator:
             learning_rate=body.get("learning_rate", 1e-5), scheduler=body.get("lr_scheduler") or {},
             warmup_ratio=body.get("warmup_ratio") or 0.0,
             step_from=query.global_step_from, step_to=query.global_step_to, resolution=query.resolution,
-            **filters))
+            **filters), eval_columns=None if query.params() else lambda: _eval_columns(view, t))
 
     def delete(self, job_id: str) -> Wire:
         """Refuses a job that has not ended (the API's rule is not documented; ftctl's choice: a
@@ -302,6 +303,14 @@ def _time(text: str) -> float:
         from ftctl.errors import InvalidInput
 
         raise InvalidInput(f"logged_at filters must be ISO-8601 times (got {text!r})") from None
+
+
+def _eval_columns(view: _View, t: float) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """The steps and eval/loss values of the eval rows an unfiltered ``metrics`` makes at ``t``
+    (``timeline.metric_stream``: steps 1 to the last one done), as two columns."""
+    steps, values = view.plan.eval_steps, view.plan.eval_loss
+    first, last = bisect.bisect_left(steps, 1), bisect.bisect_right(steps, view.phases.steps_at(t))
+    return steps[first:last], values[first:last]
 
 
 def _job_at(record: Record, t: float, *, full: bool, lazy: bool = False) -> Wire:
