@@ -11,7 +11,6 @@ the number of evaluations, never with the number of steps.
 from __future__ import annotations
 
 import bisect
-import heapq
 import json
 import math
 import re
@@ -385,7 +384,7 @@ def metric_stream(plan: Plan, phases: Phases, t: float, *, learning_rate: float,
                   warmup_ratio: float, step_from: int | None = None, step_to: int | None = None,
                   time_from: float | None = None, time_to: float | None = None,
                   resolution: int | None = None) -> Iterator[dict[str, Any]]:
-    """``metrics``, made one row at a time (the training rows, at most ``resolution``, at once)."""
+    """``metrics`` as an iterator (``Rows`` makes it when it is read)."""
     done = phases.steps_at(t)
     low = max(1, step_from or 1)
     high = min(done, step_to if step_to is not None else done)
@@ -418,9 +417,11 @@ def metric_stream(plan: Plan, phases: Phases, t: float, *, learning_rate: float,
         evals = ({"timestamp": int((start + step * per_step) * 1e9) + 1, "train/global_step": step,
                   "train/epoch": round(step / per_epoch, 4), "eval/loss": value}
                  for step, value in zip(steps[first:last], values[first:last]) if not filtered or keep(step))
-    # Two runs already in step order: merged (stably), a training row before the eval row of the
-    # same step.
-    return heapq.merge(rows, evals, key=_STEP_OF)
+    # Two runs already in step order: a stable sort merges them in C (a training row before the
+    # eval row of the same step). A reading takes the eval rows as columns instead (``Rows``).
+    rows += evals
+    rows.sort(key=_STEP_OF)
+    return iter(rows)
 
 
 _STEP_OF = itemgetter("train/global_step")
