@@ -116,8 +116,13 @@ class Record:
         decoded only when read as a dict (a listing copies most of them as text)."""
         if self.final_job_json is None or self.cancel_at is not None or self.done_at is None or t < self.done_at:
             return None
+        text = self.final_job_json
+        if lazy:  # copied, not decoded: at least its frame must be the object ftctl wrote for this job
+            if not (text.startswith(f'{{"id":{json.dumps(self.id)},') and text.endswith("}")):
+                raise self._damaged(ValueError("its stored job object is not the JSON ftctl wrote"))
+            return LazyEncoded(text, self.id)
         try:
-            return LazyEncoded(self.final_job_json, self.id) if lazy else Encoded(self.final_job_json)
+            return Encoded(text)
         except ValueError as exc:
             raise self._damaged(exc) from None
 
