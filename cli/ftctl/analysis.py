@@ -301,9 +301,14 @@ def early_stopping_on(job: dict[str, Any], sent: dict[str, Any] | None) -> bool 
 def analyse(job: dict[str, Any], rows: Iterable[dict[str, Any]], *, sent: dict[str, Any] | None = None,
             override: es.Settings | None = None) -> Analysis:
     """Replay ``job``'s eval history under the settings it ran with (or ``override``)."""
-    from ftctl.models import typed_job
+    from ftctl.shapes import already_typed
 
-    job = typed_job(job)  # a server's "0.42" for a number is read as 0.42; garbage as absent
+    typed = already_typed("Job", job)  # the usual job: as it is, without pydantic
+    if typed is None:
+        from ftctl.models import typed_job
+
+        typed = typed_job(job)  # a server's "0.42" for a number is read as 0.42; garbage as absent
+    job = typed
     total = job.get("total_steps") if isinstance(job.get("total_steps"), int) else None
     points = eval_points(rows, total_steps=total, n_evals=job.get("n_evals"), eval_steps=job.get("eval_steps"))
     enabled = early_stopping_on(job, sent)

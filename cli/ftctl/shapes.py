@@ -70,3 +70,15 @@ def plainly_valid(shape: str, items: list[Any]) -> bool:
             if name not in item:
                 return False
     return True
+
+
+def already_typed(shape: str, data: Any) -> dict[str, Any] | None:
+    """A copy of ``data`` when it is already what ``models.typed`` would make of it (plainly valid,
+    every number field's value a float where the model says float, no nested events to fill in),
+    so a reading needs no pydantic; None: ask ``models.typed``."""
+    if type(data) is not dict or not plainly_valid(shape, [data]) or data.get("events"):
+        return None
+    fields = SHAPES[shape]
+    if any(type(data.get(name)) is int for name, types in fields.items() if types is FLOAT):
+        return None  # typed() would make it a float
+    return dict(data)

@@ -11,7 +11,7 @@ import os
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kit import BASE
+from kit import BASE, MODEL
 from served import TOKEN, served
 
 from ftctl.local_state import KEEP, LocalState
@@ -222,13 +222,12 @@ def test_the_simulators_eval_columns_are_its_eval_rows(tmp_path, preset, fractio
     from ftctl.analysis import analyse, eval_points
     from ftctl.backends.simulator.backend import Simulator
     from ftctl.backends.simulator.scenarios import load
-    from ftctl.create_request import CreateOptions, build_body
     from ftctl.wire import MetricsQuery
 
     now = [1000.0]
     sim = Simulator(tmp_path, speed=50.0, clock=lambda: now[0], scenario=load(preset))
-    job = sim.create(build_body(CreateOptions(training_file="f", validation_file="v", model="m", n_evals=40,
-                                               n_epochs=2, early_stopping=True)))
+    job = sim.create({"model": MODEL, "training_file": "file-train", "validation_file": "file-val", "n_epochs": 2,
+                      "n_evals": 40, "early_stopping_enabled": True, "early_stopping_patience": 3})
     now[0] += fraction * 60
     rows = sim.metrics(job["id"])
     assert rows.eval_columns is not None
@@ -236,3 +235,19 @@ def test_the_simulators_eval_columns_are_its_eval_rows(tmp_path, preset, fractio
     assert repr(fast) == repr(slow)  # repr: NaN equals NaN
     assert repr(analyse(job, rows).evaluations) == repr(analyse(job, list(rows)).evaluations)
     assert sim.metrics(job["id"], MetricsQuery(global_step_from=3)).eval_columns is None  # filtered: rows only
+
+
+@settings(max_examples=300, deadline=None)
+@given(job=st.fixed_dictionaries({"id": st.text(max_size=4), "status": st.text(max_size=4)},
+                                 optional={k: row_values | st.dictionaries(st.text(max_size=3), row_values, max_size=2)
+                                           | st.lists(row_values, max_size=2)
+                                           for k in ("batch_size", "lr_scheduler", "early_stopped", "n_evals",
+                                                     "learning_rate", "progress", "events", "steps_completed",
+                                                     "early_stopping_best_metric")}))
+def test_a_job_already_typed_is_what_typed_job_makes_of_it(job):
+    from ftctl.models import typed_job
+    from ftctl.shapes import already_typed
+
+    quick = already_typed("Job", job)
+    if quick is not None:
+        assert repr(quick) == repr(typed_job(job))
