@@ -86,6 +86,34 @@ def _run(argv: list[str], environment: Environment | None) -> int:
         if answer is not None:
             sys.stdout.write(answer[0])
             return answer[1]
+    from ftctl import help_cache
+
+    if help_cache.applies(argv):
+        return _help(argv, environment)
+    return _run_tree(argv, environment)
+
+
+def _help(argv: list[str], environment: Environment | None) -> int:
+    """``--help`` from the cache (``ftctl.help_cache``), or drawn, recorded and cached."""
+    from ftctl import help_cache
+
+    key = help_cache.key(argv, sys.stdout)
+    text = help_cache.read(key)
+    if text is not None:
+        sys.stdout.write(text)
+        return 0
+    recorder = help_cache.Recorder(sys.stdout)
+    sys.stdout = recorder  # type: ignore[assignment]
+    try:
+        code = _run_tree(argv, environment)
+    finally:
+        sys.stdout = recorder.real
+    if code == 0:
+        help_cache.save(key, recorder.text())
+    return code
+
+
+def _run_tree(argv: list[str], environment: Environment | None) -> int:
     debug = "--debug" in argv
     json_errors = _json_errors(argv)
     color = _option(argv, "--color") or "auto"

@@ -10,6 +10,7 @@ server's defaults, and the object says which.
 from __future__ import annotations
 
 import math
+from itertools import repeat
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Iterable, NamedTuple
@@ -44,6 +45,12 @@ def eval_points(rows: Iterable[dict[str, Any]], *, total_steps: int | None = Non
     not say; a missing value is not evidence of a good one) and is flagged. A row without
     ``train/global_step`` gets the step docs/early-stopping.md §3 gives it.
     """
+    columns = getattr(rows, "eval_columns", None)  # wire.Rows from the simulator: steps and values as is
+    if columns is not None:
+        steps, values = columns()
+        if all(type(v) is float for v in values) and all(type(s) is int for s in steps):
+            return sorted(zip(steps, values, repeat(False)), key=lambda p: p[0]) \
+                if any(a > b for a, b in zip(steps, steps[1:])) else list(zip(steps, values, repeat(False)))
     points: list[tuple[int, float, bool]] = []
     in_order, last = True, -math.inf
     for i, row in enumerate(r for r in rows if EVAL_KEY in r):
@@ -294,9 +301,14 @@ def early_stopping_on(job: dict[str, Any], sent: dict[str, Any] | None) -> bool 
 def analyse(job: dict[str, Any], rows: Iterable[dict[str, Any]], *, sent: dict[str, Any] | None = None,
             override: es.Settings | None = None) -> Analysis:
     """Replay ``job``'s eval history under the settings it ran with (or ``override``)."""
-    from ftctl.models import typed_job
+    from ftctl.shapes import already_typed
 
-    job = typed_job(job)  # a server's "0.42" for a number is read as 0.42; garbage as absent
+    typed = already_typed("Job", job)  # the usual job: as it is, without pydantic
+    if typed is None:
+        from ftctl.models import typed_job
+
+        typed = typed_job(job)  # a server's "0.42" for a number is read as 0.42; garbage as absent
+    job = typed
     total = job.get("total_steps") if isinstance(job.get("total_steps"), int) else None
     points = eval_points(rows, total_steps=total, n_evals=job.get("n_evals"), eval_steps=job.get("eval_steps"))
     enabled = early_stopping_on(job, sent)

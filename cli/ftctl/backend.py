@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, ContextManager, Iterator, Protocol
 
-from ftctl.wire import MetricsQuery, Wire
+from ftctl.wire import MetricsQuery, Rows, Wire
 
 
 @dataclass
@@ -78,20 +78,24 @@ class Backend(Protocol):
         ``{"estimation_available": false, "unavailable_reason"}``."""
         ...
 
-    def retrieve(self, job_id: str, *, events: bool = True) -> Wire:
+    def retrieve(self, job_id: str, *, events: bool = True, once: bool = False) -> Wire:
         """The full job. ``events=False`` says the caller will not read the embedded event log, so a
-        backend that builds it (the simulator) may leave it empty; the real API always sends it."""
+        backend that builds it (the simulator) may leave it empty; the real API always sends it.
+        ``once`` (with ``events=False``): a single read, not a poll, so the HTTP backend may take
+        the job's list item instead of a retrieve that embeds every event."""
         ...
 
     def list(self) -> list[Wire]: ...
 
     def cancel(self, job_id: str) -> Wire: ...
 
-    def events(self, job_id: str) -> list[Wire]: ...
+    def events(self, job_id: str) -> list[Wire] | Rows:
+        """The event log in order; the simulator makes it as it is read (``wire.Rows``)."""
+        ...
 
     def checkpoints(self, job_id: str) -> list[Wire]: ...
 
-    def metrics(self, job_id: str, query: MetricsQuery = MetricsQuery()) -> list[Wire]: ...
+    def metrics(self, job_id: str, query: MetricsQuery = MetricsQuery()) -> list[Wire] | Rows: ...
 
     def delete(self, job_id: str) -> Wire:
         """``DELETE /v1/fine-tunes/{id}``: ``{"message": ...}``. A job still running is refused."""

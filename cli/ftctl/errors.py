@@ -120,6 +120,12 @@ class Signalled(KeyboardInterrupt):
         self.exit_code = 128 + signum
 
 
+class ResponseError(ApiError):
+    """A response that is not the shape the API documents (``ftctl.models``, ``ftctl.shapes``)."""
+
+    code = "bad_response"
+
+
 class JobFailed(FtctlError):
     exit_code = ExitCode.JOB_FAILED
     code = "job_failed"

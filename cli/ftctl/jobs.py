@@ -6,7 +6,6 @@ ftctl remembers locally, and the orchestration of a wait. Returns data; never pr
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -38,7 +37,7 @@ def check_job_id(job_id: str) -> str:
 @dataclass
 class EventLog:
     rows: list[Wire]
-    types_present: list[str]  # in the order they first occur
+    types_present: list[str]  # in the order they first occur (read when types are asked for)
     unmatched: list[str]  # asked-for types that occur nowhere in the log
 
 
@@ -187,8 +186,11 @@ class Service:
         return self._sent(job_id)
 
     def list(self, *, limit: int | None = None) -> list[Wire]:
+        from ftctl.local_state import KEEP
+
         jobs = self.backend.list()
-        self._remember(jobs)
+        # Newest first: the cache keeps the KEEP newest, so the rest would be read only to be dropped.
+        self._remember(jobs[:KEEP])
         return jobs[:limit] if limit else jobs
 
     def cancel(self, job_id: str) -> Wire:
@@ -211,10 +213,12 @@ class Service:
         (so that a type that matched nothing can be told apart from a typo)."""
         if types and not all(t.strip() for t in types):
             raise InvalidInput("--type must name an event type, such as early_stopped or refund (got '')")
-        rows = self.backend.events(check_job_id(job_id))
-        present = list(dict.fromkeys(str(e.get("type") or "") for e in rows))
+        rows = self.backend.events(check_job_id(job_id))  # the simulator's: made as they are written
+        present: list[str] = []
         unmatched: list[str] = []
-        if types:
+        if types:  # read once here; a whole log is only ever written out, never held
+            rows = list(rows)
+            present = list(dict.fromkeys(str(e.get("type") or "") for e in rows))
             wanted = {t.lower() for t in types}
             unmatched = [t for t in types if t.lower() not in {p.lower() for p in present}]
             rows = [e for e in rows if str(e.get("type") or "").lower() in wanted]
@@ -236,7 +240,7 @@ class Service:
 
         backend = self.backend
         if job is None:
-            job = backend.retrieve(check_job_id(job_id), events=False)
+            job = backend.retrieve(check_job_id(job_id), events=False, once=True)
         job = self._with_reason(job)
         rows = backend.metrics(job_id, query or MetricsQuery())
         return Run(job.get("id", job_id), job, rows, analyse(job, rows, sent=self._sent(job_id)))
@@ -269,7 +273,7 @@ class Service:
         for job_id in job_ids:
             run = self.run(job_id)
             if events or (run.job or {}).get("status") in FAILED_STATUSES:
-                run.events = self.backend.events(job_id)
+                run.events = list(self.backend.events(job_id))
             runs.append(run)
         return runs + [self.load_run(None, path) for path in from_files]
 

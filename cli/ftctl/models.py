@@ -20,14 +20,9 @@ from typing import Any, Optional, TypeVar, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ftctl.wire import TERMINAL_STATUSES
-from ftctl.errors import ApiError
+from ftctl.errors import ResponseError  # noqa: F401 (its home was here; importers keep working)
 
 
-
-class ResponseError(ApiError):
-    """A response that is not the shape the API documents."""
-
-    code = "bad_response"
 
 
 class _Lenient(BaseModel):
@@ -163,6 +158,18 @@ def parse(model: type[M], data: Any, what: str) -> M:
 def parse_list(model: type[M], data: Any, key: str, what: str) -> list[M]:
     """``{key: [...]}`` (the API's list envelope) to models."""
     return [parse(model, item, what) for item in unwrap_list(data, key, what)]
+
+
+def check_list(model: type[BaseModel], data: Any, key: str, what: str) -> list[Any]:
+    """``{key: [...]}`` (the API's list envelope) checked against ``model``; its items, unchanged.
+    Plainly valid items (``ftctl.shapes``) are not handed to pydantic one by one."""
+    from ftctl.shapes import plainly_valid
+
+    items = unwrap_list(data, key, what)
+    if not plainly_valid(model.__name__, items):
+        for item in items:
+            parse(model, item, what)
+    return items
 
 
 def unwrap_list(data: Any, key: str, what: str) -> list[Any]:

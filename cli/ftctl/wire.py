@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import IO, Any
+from itertools import islice
+from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
 Wire = dict[str, Any]
 
@@ -27,14 +28,76 @@ def wire_float(x: float) -> float | str:
 class Encoded(dict):
     """A wire object that carries the exact compact JSON it was decoded from (the simulator keeps
     each finished job that way), so ``--json`` copies that text instead of encoding the object
-    again: listing 10,000 jobs is then a decode, not a decode and an encode. Read-only by
-    convention: a changed object must be a new plain dict."""
+    again. Read-only by convention: a changed object must be a new plain dict."""
 
     __slots__ = ("text",)
 
     def __init__(self, text: str) -> None:
         super().__init__(json.loads(text))
         self.text = text
+
+
+class LazyEncoded(Encoded):
+    """An ``Encoded`` whose text is decoded only when something reads it as a dict: listing
+    10,000 jobs as JSON then copies their texts and decodes only the few the recent-jobs cache
+    keeps. Every dict method loads it first; code that reads a dict's C-level storage directly
+    (the C JSON encoder's compact path) must go through ``dumps``/``write``, which copy the text."""
+
+    __slots__ = ("_pending", "id")
+
+    def __init__(self, text: str, id: str | None = None) -> None:  # noqa: super().__init__ would decode now
+        self.text = text
+        self.id = id  # known without decoding (the store's key), when given
+        self._pending = True
+
+    @property
+    def pending(self) -> bool:
+        """Not decoded yet."""
+        return self._pending
+
+    def load(self) -> LazyEncoded:
+        if self._pending:
+            self._pending = False
+            dict.update(self, json.loads(self.text))
+        return self
+
+
+def _loading(name: str) -> Any:
+    method = getattr(dict, name)
+
+    def loaded(self: LazyEncoded, *args: Any, **kwargs: Any) -> Any:
+        if self._pending:
+            self.load()
+        return method(self, *args, **kwargs)
+
+    loaded.__name__ = name
+    return loaded
+
+
+for _name in ("__getitem__", "__contains__", "__iter__", "__len__", "__eq__", "__ne__", "__repr__",
+              "__or__", "__ror__", "__reversed__", "__setitem__", "__delitem__", "get", "keys", "items",
+              "values", "copy", "setdefault", "pop", "popitem", "update", "clear", "__reduce__",
+              "__reduce_ex__", "__sizeof__"):
+    setattr(LazyEncoded, _name, _loading(_name))
+del _name
+
+class Rows:
+    """A long list of wire objects made as they are read (100,000 simulated events), each time it
+    is iterated: ``--json`` writes them a chunk at a time, so they never sit in memory together.
+    Anything that needs a real list (``--fields``, a server's answer) takes ``list(rows)``."""
+
+    __slots__ = ("_make", "eval_columns")
+
+    def __init__(self, make: Callable[[], Iterable[Any]],
+                 eval_columns: Callable[[], tuple[Sequence[int], Sequence[float]]] | None = None) -> None:
+        self._make = make
+        # metrics rows: their eval rows' steps and eval/loss values as two columns, when the maker
+        # has them (the simulator): a reading then needs no row dicts at all
+        self.eval_columns = eval_columns
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._make())
+
 
 # Secrets a create body may carry (W&B, Hugging Face): masked in traces and dry runs like the key,
 # and never stored by the simulator.
@@ -93,6 +156,21 @@ def strict(value: Any) -> Any:
 
 
 def dumps(value: Any, *, pretty: bool = False) -> str:
+    if isinstance(value, Rows):
+        value = list(value)
+    if not pretty:
+        if isinstance(value, Encoded):
+            return value.text
+        if isinstance(value, list) and any(isinstance(item, Encoded) for item in value):
+            return "[" + ",".join(_items(value)) + "]"
+        if type(value) is dict and any(isinstance(v, (list, Encoded, Rows)) for v in value.values()) \
+                and all(type(k) is str for k in value):
+            # {"data": [jobs]}: each member through dumps, so carried texts are copied
+            return "{" + ",".join(_encode(k) + ":" + dumps(v) for k, v in value.items()) + "}"
+    return _encode(value, pretty=pretty)
+
+
+def _encode(value: Any, *, pretty: bool = False) -> str:
     try:  # fast path: most payloads have no NaN, and allow_nan=False proves it
         return json.dumps(value, allow_nan=False, ensure_ascii=False, indent=2 if pretty else None,
                           separators=None if pretty else (",", ":"))
@@ -101,20 +179,34 @@ def dumps(value: Any, *, pretty: bool = False) -> str:
                           indent=2 if pretty else None, separators=None if pretty else (",", ":"))
 
 
+def _items(chunk: list[Any]) -> Iterator[str]:
+    """The compact JSON of each item of ``chunk``: carried texts copied, runs of others encoded at once."""
+    plain: list[Any] = []
+    for item in chunk:
+        if isinstance(item, Encoded):
+            if plain:
+                yield _encode(plain)[1:-1]
+                plain = []
+            yield item.text
+        else:
+            plain.append(item)
+    if plain:
+        yield _encode(plain)[1:-1]
+
+
 def write(stream: IO[str], value: Any, *, pretty: bool = False) -> None:
     """``dumps(value)`` and a newline, written in pieces: a long compact list (100,000 events) is
     encoded a chunk at a time, so the whole document never sits in memory twice, and objects that
     carry their own compact JSON (``Encoded``) are copied, not encoded again."""
-    if pretty or not isinstance(value, list):
+    if pretty or not isinstance(value, (list, Rows)):
         stream.write(dumps(value, pretty=pretty) + "\n")
         return
     stream.write("[")
-    for start in range(0, len(value), CHUNK):
-        chunk = value[start:start + CHUNK]
-        if start:
+    items = iter(value)
+    first = True
+    while chunk := list(islice(items, CHUNK)):
+        if not first:
             stream.write(",")
-        if all(type(item) is Encoded for item in chunk):
-            stream.write(",".join(item.text for item in chunk))
-        else:
-            stream.write(dumps(chunk)[1:-1])
+        first = False
+        stream.write(",".join(_items(chunk)))
     stream.write("]\n")

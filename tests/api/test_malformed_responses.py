@@ -29,7 +29,7 @@ import ftctl.backends
 import ftctl.follow as follow
 from ftctl.__main__ import run
 from ftctl.environment import Clock, Environment
-from ftctl.models import Checkpoint, Event, Job, MetricsRow, ResponseError, parse, parse_list, unwrap_list
+from ftctl.models import Checkpoint, Event, Job, MetricsRow, ResponseError, check_list, parse, unwrap_list
 from ftctl.backends.together import HttpSettings, TogetherBackend, server_message
 
 from served import on_the_api
@@ -351,7 +351,7 @@ def test_parsing_any_json_returns_a_model_or_raises_one_clear_line(data, model):
     """The models at the HTTP boundary: any JSON value is a model or a ``ResponseError``; the wire
     object is never changed."""
     before = json.dumps(data, sort_keys=True)
-    for call in (lambda: parse(model, data, "x"), lambda: parse_list(model, data, "data", "x"),
+    for call in (lambda: parse(model, data, "x"), lambda: check_list(model, data, "data", "x"),
                  lambda: unwrap_list(data, "data", "x")):
         try:
             call()

@@ -60,3 +60,19 @@ def test_retrieve_json_on_the_simulator_skips_the_network_stack_and_models(ftctl
     names = imported(["retrieve", job_id.strip(), "--json"])
     assert "sqlite3" in names  # the simulator's store, and nothing heavier
     assert not [n for n in heavy(names) if not n.startswith("sqlite3")]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["create", "--help"], ["sim", "serve", "--help"]])
+def test_help_is_drawn_once_then_copied_without_typer_or_rich(args):
+    """The second ``--help`` (same version, terminal and environment) comes from the help cache:
+    the same bytes, with neither Typer nor Rich imported."""
+    run = [sys.executable, "-m", "ftctl", *args]
+    env = dict(os.environ)  # the environment imported() gives (the key includes what Rich reads)
+    first = subprocess.run(run, capture_output=True, text=True, timeout=60, env=env)
+    names = imported(args)
+    second = subprocess.run(run, capture_output=True, text=True, timeout=60, env=env)
+    assert first.returncode == second.returncode == 0
+    assert second.stdout == first.stdout and "Usage" in first.stdout
+    assert "typer" not in names and not heavy(names)
+    wider = subprocess.run(run, capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "60"})
+    assert wider.stdout != first.stdout and max(map(len, wider.stdout.splitlines())) <= 60  # keyed by width

@@ -88,4 +88,4 @@ def metrics(
         report.show(term, run.analysis, job=run.job if term.is_tty else None, train=points,
                     chart=chart, table=table, explain=explain, all_evaluations=all_evaluations)
 
-    return Shown(metrics_json(run.job_id, run.analysis), human)
+    return Shown(lambda: metrics_json(run.job_id, run.analysis), human)  # 100,000 rows only for --json

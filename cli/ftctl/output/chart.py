@@ -290,7 +290,9 @@ def render(steps: Sequence[int], values: Sequence[float], *, best_step: int | No
     # nearest to it; after an early halt, the steps that were not run.
     not_run = halt_step is not None and x_max is not None and x_max > halt_step and col(halt_step) < plot_w - 1
     if warmup or streak or not_run:
-        eval_cols = [col(s) for s in steps]
+        lo_c, hi_c = 0, plot_w - 1  # col() inlined: this runs once per evaluation
+        eval_cols = [lo_c if c < lo_c else hi_c if c > hi_c else c
+                     for c in [int((s - x0) * x_scale + 0.5) for s in steps]]
         band: list[tuple[str, str | None]] = [(" ", None)] * plot_w
         if not_run:
             start = col(halt_step) + 1

@@ -17,7 +17,7 @@ class Shown:
     ``human`` draws it for a person (None: the JSON is the human view too, e.g. a dry run);
     ``kind`` names what ``data`` is when it is not the command's first declared kind."""
 
-    data: Any
+    data: Any  # or a function making it, called only when JSON is printed (it may be costly)
     human: Callable[[Terminal], None] | None = None
     kind: str | None = None
 
@@ -28,6 +28,10 @@ def emit(term: Terminal, value: Any, *, fields: list[str] | None = None, kind: s
 
     if fields is not None:
         from ftctl.output.fields import select
+        from ftctl.wire import Rows
+
+        if isinstance(value, Rows):
+            value = list(value)
 
         value = select(value, fields, kind)
     write(term.out, value, pretty=term.is_tty)
@@ -36,6 +40,7 @@ def emit(term: Terminal, value: Any, *, fields: list[str] | None = None, kind: s
 def render_result(term: Terminal, shown: Shown, *, as_json: bool, fields: list[str] | None,
                   default_kind: str | None) -> None:
     if as_json or shown.human is None:
-        emit(term, shown.data, fields=fields, kind=shown.kind or default_kind)
+        data = shown.data() if callable(shown.data) else shown.data
+        emit(term, data, fields=fields, kind=shown.kind or default_kind)
     else:
         shown.human(term)

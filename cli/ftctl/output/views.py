@@ -40,12 +40,22 @@ def settings_text(sent: dict[str, Any]) -> str:
                               sent.get("early_stopping_warmup_evals")))
 
 
+def _typed(job: dict[str, Any]) -> dict[str, Any]:
+    """``models.typed_job``, skipped (no pydantic) for a job already in that form (``ftctl.shapes``)."""
+    from ftctl.shapes import already_typed
+
+    typed = already_typed("Job", job)
+    if typed is None:
+        from ftctl.models import typed_job
+
+        typed = typed_job(job)
+    return typed
+
+
 def early_stopping_line(job: dict[str, Any], sent: dict[str, Any] | None = None) -> str | None:
     """One glance: on or off (when ftctl sent the settings), then what happened: best step and
     metric, halt step, refund; the tracked best while running ("so far" only then)."""
-    from ftctl.models import typed_job
-
-    job = typed_job(job)  # a server's string numbers read as numbers, garbage as absent
+    job = _typed(job)  # a server's string numbers read as numbers, garbage as absent
     stopped = job.get("early_stopped")
     best_step, best = job.get("early_stopping_best_step"), job.get("early_stopping_best_metric")
     total, done = job.get("total_steps"), job.get("steps_completed")
@@ -81,9 +91,7 @@ def early_stopping_line(job: dict[str, Any], sent: dict[str, Any] | None = None)
 
 def job(term: Terminal, data: dict[str, Any], sent: dict[str, Any] | None = None) -> None:
     """A job at a glance; ``sent`` is the create body ftctl sent for it, when it created it."""
-    from ftctl.models import typed_job
-
-    data = typed_job(data)
+    data = _typed(data)
     if not term.is_tty:
         term.rows([[k, fmt_loss(data[k], 'table') if k == "early_stopping_best_metric" else data[k]]
                    for k in PLAIN_JOB_KEYS if k in data])

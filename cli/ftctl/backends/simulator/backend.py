@@ -5,12 +5,11 @@ The HTTP server of ``ftctl sim serve`` wraps this class; it does not reimplement
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
-import hashlib
 import json
 import math
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
@@ -23,7 +22,7 @@ from ftctl.backends.simulator.scenarios import Scenario
 from ftctl.backends.simulator.store import Record, Store
 from ftctl.errors import ApiError, InvalidInput, NotFound
 from ftctl.request_checks import check_body, check_estimate_body
-from ftctl.wire import SECRET_BODY_FIELDS, TERMINAL_STATUSES, MetricsQuery, Wire, dumps
+from ftctl.wire import SECRET_BODY_FIELDS, TERMINAL_STATUSES, MetricsQuery, Rows, Wire, dumps
 
 STORE_FILE = "simulator.db"
 USER_ID = "sim-user"
@@ -64,6 +63,9 @@ class Simulator:
         check_body(body)  # the server checks what it receives, whoever sent it
         _check_limits(body)
         self._check_references(body)
+        import hashlib
+        import uuid
+
         job_id = f"ft-{uuid.uuid4()}"
         seed = body.get("random_seed")
         if seed is None:
@@ -147,12 +149,12 @@ class Simulator:
                 "estimated_eval_token_count": float((body.get("n_evals") or 0) * timeline.TOKENS_PER_STEP),
                 "user_limit": USER_LIMIT_USD}
 
-    def retrieve(self, job_id: str, *, events: bool = True) -> Wire:
+    def retrieve(self, job_id: str, *, events: bool = True, once: bool = False) -> Wire:
         return _job_at(self._get(job_id), self.clock(), full=events)
 
     def list(self) -> list[Wire]:
         now = self.clock()
-        return [_job_at(r, now, full=False) for r in self.store.newest_first()]
+        return [_job_at(r, now, full=False, lazy=True) for r in self.store.newest_first()]
 
     def cancel(self, job_id: str) -> Wire:
         record = self._get(job_id)
@@ -169,25 +171,31 @@ class Simulator:
         # the job must read as cancelled from that instant on.
         return _View(record).job(max(self.clock(), record.cancel_at or now), full=False)
 
-    def events(self, job_id: str) -> list[Wire]:
+    def events(self, job_id: str) -> Rows:
+        """Made as they are read (``wire.Rows``): 100,000 events are never all in memory at once."""
         view = _View(self._get(job_id))
-        return view.events(self.clock())
+        t, _ = self.clock(), view.plan  # the plan now: a damaged row fails before anything is written
+        return Rows(lambda: timeline.event_stream(view.plan, view.phases, t, model=view.record.body.get("model") or "",
+                                                  job_id=view.record.id))
 
     def checkpoints(self, job_id: str) -> list[Wire]:
         view = _View(self._get(job_id))
         return timeline.checkpoints(view.plan, view.phases, self.clock(), view.record.summary, job_id=job_id)
 
-    def metrics(self, job_id: str, query: MetricsQuery = MetricsQuery()) -> list[Wire]:
+    def metrics(self, job_id: str, query: MetricsQuery = MetricsQuery()) -> Rows:
+        """Made as they are read (``wire.Rows``): a reading keeps its points, not 100,000 row dicts."""
         view = _View(self._get(job_id))
-        body = view.record.body
-        return timeline.metrics(
-            view.plan, view.phases, self.clock(),
+        body, t = view.record.body, self.clock()
+        filters = dict(
+            time_from=None if query.logged_at_from is None else _time(query.logged_at_from),
+            time_to=None if query.logged_at_to is None else _time(query.logged_at_to))
+        view.plan  # noqa: B018 (now: a damaged row fails before anything is written)
+        return Rows(lambda: timeline.metric_stream(
+            view.plan, view.phases, t,
             learning_rate=body.get("learning_rate", 1e-5), scheduler=body.get("lr_scheduler") or {},
             warmup_ratio=body.get("warmup_ratio") or 0.0,
-            step_from=query.global_step_from, step_to=query.global_step_to,
-            time_from=None if query.logged_at_from is None else _time(query.logged_at_from),
-            time_to=None if query.logged_at_to is None else _time(query.logged_at_to),
-            resolution=query.resolution)
+            step_from=query.global_step_from, step_to=query.global_step_to, resolution=query.resolution,
+            **filters), eval_columns=None if query.params() else lambda: _eval_columns(view, t))
 
     def delete(self, job_id: str) -> Wire:
         """Refuses a job that has not ended (the API's rule is not documented; ftctl's choice: a
@@ -360,10 +368,18 @@ def _time(text: str) -> float:
         raise InvalidInput(f"logged_at filters must be ISO-8601 times (got {text!r})") from None
 
 
-def _job_at(record: Record, t: float, *, full: bool) -> Wire:
+def _eval_columns(view: _View, t: float) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """The steps and eval/loss values of the eval rows an unfiltered ``metrics`` makes at ``t``
+    (``timeline.metric_stream``: steps 1 to the last one done), as two columns."""
+    steps, values = view.plan.eval_steps, view.plan.eval_loss
+    first, last = bisect.bisect_left(steps, 1), bisect.bisect_right(steps, view.phases.steps_at(t))
+    return steps[first:last], values[first:last]
+
+
+def _job_at(record: Record, t: float, *, full: bool, lazy: bool = False) -> Wire:
     """The job object at ``t``: the stored final one when the job has ended, else computed."""
     if not full:
-        finished = record.finished(t)
+        finished = record.finished(t, lazy=lazy)
         if finished is not None:
             return finished
     return _View(record).job(t, full=full)

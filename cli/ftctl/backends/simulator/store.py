@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ftctl.wire import Encoded, wire_float
+from ftctl.wire import Encoded, LazyEncoded, wire_float
 from ftctl.errors import ApiError, InvalidInput
 from ftctl.backends.simulator.scenarios import decode_float
 
@@ -111,12 +111,18 @@ class Record:
         except (ValueError, TypeError, KeyError) as exc:
             raise self._damaged(exc) from None
 
-    def finished(self, t: float) -> dict[str, Any] | None:
-        """The job object at ``t`` if the job had ended by then (and was not cancelled)."""
+    def finished(self, t: float, *, lazy: bool = False) -> dict[str, Any] | None:
+        """The job object at ``t`` if the job had ended by then (and was not cancelled); ``lazy``:
+        decoded only when read as a dict (a listing copies most of them as text)."""
         if self.final_job_json is None or self.cancel_at is not None or self.done_at is None or t < self.done_at:
             return None
+        text = self.final_job_json
+        if lazy:  # copied, not decoded: at least its frame must be the object ftctl wrote for this job
+            if not (text.startswith(f'{{"id":{json.dumps(self.id)},') and text.endswith("}")):
+                raise self._damaged(ValueError("its stored job object is not the JSON ftctl wrote"))
+            return LazyEncoded(text, self.id)
         try:
-            return Encoded(self.final_job_json)
+            return Encoded(text)
         except ValueError as exc:
             raise self._damaged(exc) from None
 

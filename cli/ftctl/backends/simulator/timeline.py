@@ -11,7 +11,7 @@ the number of evaluations, never with the number of steps.
 from __future__ import annotations
 
 import bisect
-import hashlib
+import json
 import math
 import re
 import random
@@ -23,6 +23,7 @@ from typing import Any, Iterator
 
 from ftctl import early_stopping as es
 from ftctl.datasets.plan import checkpoint_steps
+from ftctl.wire import LazyEncoded
 
 # How long the phases around training last, in step-equivalents (so they scale with the speed).
 PENDING, QUEUED, DOWNLOAD, UPLOAD, CANCEL = 2, 2, 2, 3, 1
@@ -56,6 +57,23 @@ class Plan:
         reached = (value for step, value in zip(self.eval_steps, self.eval_loss)
                    if self.fail_at is None or step <= self.fail_at)
         return list(es.trail(reached, self.settings))
+
+    def improvements(self) -> tuple[set[int], es.State | None]:
+        """The steps where the best improved, and the rule's last state (None: early stopping off),
+        read in one pass without keeping every state (100,000 of them) unless ``trail`` already is."""
+        if self.settings is None:
+            return set(), None
+        eval_steps = self.eval_steps
+        states = self.__dict__.get("trail")
+        if states is None:
+            reached = (value for step, value in zip(eval_steps, self.eval_loss)
+                       if self.fail_at is None or step <= self.fail_at)
+            states = es.trail(reached, self.settings)
+        improved, final = set(), None
+        for final in states:
+            if final.improved:
+                improved.add(eval_steps[final.evals - 1])
+        return improved, final
 
     def summary(self) -> dict[str, Any]:
         """The end of the run, stored beside the job so listing never replays the curve."""
@@ -199,7 +217,23 @@ _SIZE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)([BbMm])(?![A-Za-z])")
 def _artifact_hash(seed: int, step: int, kind: str = "checkpoint") -> str:
     """A digest standing for the saved weights' (the simulator saves none): a function of what
     would determine them, the run's seed and step, so the same run saves the same hash."""
+    import hashlib
+
     return hashlib.sha256(f"{kind}:{seed}:{step}".encode()).hexdigest()[:32]
+
+
+def _checkpoint_hasher(seed: int) -> Any:
+    """``_artifact_hash(seed, step)`` for many steps, the common prefix hashed once."""
+    import hashlib  # only when a log is made: reading a job needs no digest
+
+    prefix = hashlib.sha256(f"checkpoint:{seed}:".encode())
+
+    def digest(step: int) -> str:
+        h = prefix.copy()
+        h.update(str(step).encode())
+        return h.hexdigest()[:32]
+
+    return digest
 
 
 class _Events:
@@ -221,12 +255,15 @@ class _Events:
 
 def events(plan: Plan, phases: Phases, t: float, *, model: str, job_id: str) -> list[dict[str, Any]]:
     """The event log up to ``t``, with the API's type names, in order."""
-    out = []
+    return list(event_stream(plan, phases, t, model=model, job_id=job_id))
+
+
+def event_stream(plan: Plan, phases: Phases, t: float, *, model: str, job_id: str) -> Iterator[dict[str, Any]]:
+    """``events``, made one at a time."""
     for when, event in _all_events(plan, phases, model=model, job_id=job_id):
         if when > t:  # they come in time order
             break
-        out.append(event)
-    return out
+        yield event
 
 
 def _all_events(plan: Plan, phases: Phases, *, model: str, job_id: str) -> Iterator[tuple[float, dict]]:
@@ -253,14 +290,18 @@ def _all_events(plan: Plan, phases: Phases, *, model: str, job_id: str) -> Itera
 
 
 def _training_events(plan: Plan, p: Phases, event: _Events, *, job_id: str) -> Iterator[tuple[float, dict]]:
-    trail = plan.trail
-    improved_at = {plan.eval_steps[s.evals - 1] for s in trail if s.improved}
+    improved_at, final = plan.improvements()
     run = p.run_steps
     epoch_steps = {round(e * plan.steps_per_epoch): e for e in range(1, plan.n_epochs + 1)}
     saves = improved_at | set(plan.checkpoint_every)
     start, per_step = p.train_start, p.step_seconds
-    folder = f"s3://ftctl-sim/{job_id}/checkpoints/step-"
+    # The fields every save shares, encoded once: a save is then one f-string, with the same keys
+    # in the same order as ``_Events`` gives every other event (the JSON an API client reads).
+    folder = json.dumps(f"s3://ftctl-sim/{job_id}/checkpoints/step-", ensure_ascii=False)[1:-1]
     base = event.base
+    middle = (f'"param_count":{json.dumps(base["param_count"])},"total_steps":{json.dumps(base["total_steps"])},'
+              f'"wandb_url":"","checkpoint_path":"')
+    digest = _checkpoint_hasher(plan.seed)
     for step in sorted(saves.union(epoch_steps)):  # one pass over the steps where something happens
         if step > run:
             break
@@ -268,14 +309,12 @@ def _training_events(plan: Plan, p: Phases, event: _Events, *, job_id: str) -> I
         if step in epoch_steps:
             e = epoch_steps[step]
             yield when, event(when, "epoch_complete", f"Epoch {e}/{plan.n_epochs} completed", step)
-        if step in saves:  # the commonest event by far (a save at every new best): built inline
-            path = f"{folder}{step}"
-            yield when, {"object": "fine-tune-event", "created_at": iso(when), "type": "checkpoint_save",
-                         "level": "info", "message": f"Checkpoint saved at step {step}", **base, "step": step,
-                         "token_count": step * TOKENS_PER_STEP, "checkpoint_path": path,
-                         "hash": _artifact_hash(plan.seed, step)}
+        if step in saves:  # the commonest event by far (a save at every new best): written as JSON
+            yield when, LazyEncoded(
+                f'{{"object":"fine-tune-event","created_at":"{iso(when)}","type":"checkpoint_save","level":"info",'
+                f'"message":"Checkpoint saved at step {step}",{middle}{folder}{step}","model_path":"",'
+                f'"training_offset":0,"hash":"{digest(step)}","step":{step},"token_count":{step * TOKENS_PER_STEP}}}')
     end = p.train_end
-    final = trail[-1] if trail else None
     if final is not None and final.stopped:
         halt = plan.eval_steps[final.halt_i - 1]
         out = es.outcome(final, plan.eval_steps, plan.total_steps, plan.n_epochs)
@@ -348,6 +387,16 @@ def metrics(plan: Plan, phases: Phases, t: float, *, learning_rate: float, sched
             time_from: float | None = None, time_to: float | None = None,
             resolution: int | None = None) -> list[dict[str, Any]]:
     """Training and eval rows up to ``t``, as ``/metrics`` returns them, in step order."""
+    return list(metric_stream(plan, phases, t, learning_rate=learning_rate, scheduler=scheduler,
+                              warmup_ratio=warmup_ratio, step_from=step_from, step_to=step_to,
+                              time_from=time_from, time_to=time_to, resolution=resolution))
+
+
+def metric_stream(plan: Plan, phases: Phases, t: float, *, learning_rate: float, scheduler: dict[str, Any],
+                  warmup_ratio: float, step_from: int | None = None, step_to: int | None = None,
+                  time_from: float | None = None, time_to: float | None = None,
+                  resolution: int | None = None) -> Iterator[dict[str, Any]]:
+    """``metrics`` as an iterator (``Rows`` makes it when it is read)."""
     done = phases.steps_at(t)
     low = max(1, step_from or 1)
     high = min(done, step_to if step_to is not None else done)
@@ -369,16 +418,22 @@ def metrics(plan: Plan, phases: Phases, t: float, *, learning_rate: float, sched
              "train/grad_norm": round(0.4 + 0.6 * random.Random(plan.seed * 7919 + step).random(), 4)}
             for step in train_steps if not filtered or keep(step)]
     start, per_step, per_epoch = phases.train_start, phases.step_seconds, plan.steps_per_epoch
-    for step, value in zip(plan.eval_steps, plan.eval_loss):  # one row per evaluation: keep this lean
-        if step > high:
-            break
-        if step >= low and (not filtered or keep(step)):
-            rows.append({"timestamp": int((start + step * per_step) * 1e9) + 1, "train/global_step": step,
-                         "train/epoch": round(step / per_epoch, 4), "eval/loss": value})
-    # Two runs already in step order: a stable sort merges them, a training row before the eval
-    # row of the same step.
+    steps, values = plan.eval_steps, plan.eval_loss
+    first = bisect.bisect_left(steps, low)
+    last = bisect.bisect_right(steps, high)
+    fixed = int(start * 1e9) + 1 if per_step == 0 else None  # an instant run: one timestamp for all
+    if fixed is not None and not filtered:  # the common case, 100,000 rows: nothing but the row itself
+        evals = ({"timestamp": fixed, "train/global_step": step, "train/epoch": round(step / per_epoch, 4),
+                  "eval/loss": value} for step, value in zip(steps[first:last], values[first:last]))
+    else:
+        evals = ({"timestamp": int((start + step * per_step) * 1e9) + 1, "train/global_step": step,
+                  "train/epoch": round(step / per_epoch, 4), "eval/loss": value}
+                 for step, value in zip(steps[first:last], values[first:last]) if not filtered or keep(step))
+    # Two runs already in step order: a stable sort merges them in C (a training row before the
+    # eval row of the same step). A reading takes the eval rows as columns instead (``Rows``).
+    rows += evals
     rows.sort(key=_STEP_OF)
-    return rows
+    return iter(rows)
 
 
 _STEP_OF = itemgetter("train/global_step")
