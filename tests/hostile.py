@@ -44,6 +44,7 @@ class Hostile:
         self.drip_every = drip_every
         self.bomb_mib = bomb_mib
         self.requests = 0
+        self.seen: list[str] = []  # "METHOD /path" of each request, in order
         self._sock = socket.create_server(("127.0.0.1", 0))
         self._sock.settimeout(0.2)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
@@ -80,6 +81,7 @@ class Hostile:
             self.requests += 1
             lines = head.decode("latin-1").split("\r\n")
             method, path = lines[0].split(" ")[:2]
+            self.seen.append(f"{method} {path.split('?')[0]}")
             headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
             answer = getattr(self, "_" + self.mode.replace("-", "_"))
             answer(conn, method, path, headers.get("authorization", ""), body)
