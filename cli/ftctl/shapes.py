@@ -43,7 +43,7 @@ SHAPES: dict[str, dict[str, Any]] = {
         "random_seed": INT, "total_steps": INT, "steps_completed": INT, "evals_completed": INT,
         "epochs_completed": INT, "eval_steps": INT, "early_stopped": BOOL, "early_stopping_best_step": INT,
         "early_stopping_best_metric": FLOAT, "total_price": INT, "token_count": INT, "param_count": INT,
-        "progress": OBJECT, "events": ("list", "Event"),
+        "progress": OBJECT, "wandb_url": STR, "events": ("list", "Event"),
     },
 }
 _REQUIRED = {name: [k for k, t in fields.items() if t in (REQUIRED_STR, REQUIRED_INT)]
