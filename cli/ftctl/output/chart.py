@@ -152,6 +152,18 @@ class YScale:
         return f"{value:.{digits}g}"
 
 
+def _y_axis(chart: Chart, grid: list[list[tuple[str, str | None]]], y: YScale, label_rows: set[int],
+            label_w: int, g: Glyphs) -> None:
+    """The plotted rows, each behind the y axis: a value label on ``label_rows``, a bar elsewhere."""
+    axis = STYLES["axis"]
+    for r, cells in enumerate(grid):
+        if r in label_rows:
+            prefix = [(ch, axis) for ch in y.label(r).rjust(label_w)] + [(" ", None), (g.tick_y, axis)]
+        else:
+            prefix = [(" ", None)] * (label_w + 1) + [(g.v, axis)]
+        chart.cells.append(prefix + cells)
+
+
 def nice_ticks(low: float, high: float, count: int) -> list[float]:
     """Round numbers (1, 2 or 5 × 10^k apart) covering [low, high], about ``count`` of them."""
     if high <= low or count < 2:
@@ -273,13 +285,7 @@ def render(steps: Sequence[int], values: Sequence[float], *, best_step: int | No
         put(r, c, g.best, "best")
 
     axis = STYLES["axis"]
-    for r in range(height):
-        if r in label_rows:
-            label = y.label(r).rjust(label_w)
-            prefix = [(ch, axis) for ch in label] + [(" ", None), (g.tick_y, axis)]
-        else:
-            prefix = [(" ", None)] * (label_w + 1) + [(g.v, axis)]
-        chart.cells.append(prefix + grid[r])
+    _y_axis(chart, grid, y, label_rows, label_w, g)
     # X axis with ticks at round step numbers.
     ticks = [t for t in nice_ticks(x0, x1, max(2, plot_w // 12)) if t == int(t)]
     tick_cols = {col(t): int(t) for t in ticks}
@@ -485,13 +491,7 @@ def render_many(series: Sequence[Series], *, width: int = 100, height: int = HEI
             put(row(s.best_value), col(s.best_step), g.best, "bold " + style)
 
     axis = STYLES["axis"]
-    for r in range(height):
-        if r in label_rows:
-            label = y.label(r).rjust(label_w)
-            prefix = [(ch, axis) for ch in label] + [(" ", None), (g.tick_y, axis)]
-        else:
-            prefix = [(" ", None)] * (label_w + 1) + [(g.v, axis)]
-        chart.cells.append(prefix + grid[r])
+    _y_axis(chart, grid, y, label_rows, label_w, g)
     ticks = [t for t in nice_ticks(0, x1, max(2, plot_w // 12)) if t == int(t)]
     tick_cols = {col(t): int(t) for t in ticks}
     base = [(" ", None)] * (label_w + 1)

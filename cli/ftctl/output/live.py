@@ -64,18 +64,21 @@ def _at(watch: Watch, e: Evaluation) -> Watch:
     return replace(watch, evaluations=watch.evaluations[:e.eval], state=e.state)
 
 
-class View:
-    """Context manager: ``with View(term, watch) as view: view.update(u)``."""
+class _LiveOnTerminal:
+    """A Rich live region while a wait runs, on a terminal only (off one, lines are printed);
+    leaving it, even on Ctrl-C or a signal, restores the terminal."""
 
-    def __init__(self, term: Terminal, watch: Watch, *, interval: float) -> None:
-        self.term, self.watch, self.interval = term, watch, interval
-        self._live = None
+    term: Terminal
+    _live: Any = None
 
-    def __enter__(self) -> View:
+    def _drawing(self) -> Any:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:  # the View or MultiView itself
         if self.term.is_tty:
             from rich.live import Live
 
-            self._live = Live(self._panel(), console=self.term.console, transient=True,
+            self._live = Live(self._drawing(), console=self.term.console, transient=True,
                               auto_refresh=False, redirect_stdout=False, redirect_stderr=False)
             self._live.__enter__()
         return self
@@ -83,6 +86,17 @@ class View:
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
             self._live.__exit__(*exc)
+
+
+class View(_LiveOnTerminal):
+    """Context manager: ``with View(term, watch) as view: view.update(u)``."""
+
+    def __init__(self, term: Terminal, watch: Watch, *, interval: float) -> None:
+        self.term, self.watch, self.interval = term, watch, interval
+        self._live = None
+
+    def _drawing(self) -> Any:
+        return self._panel()
 
     def update(self, update: Update) -> None:
         if self._live is not None:
@@ -131,7 +145,7 @@ class View:
         return Group(*lines)
 
 
-class MultiView:
+class MultiView(_LiveOnTerminal):
     """Several jobs at once: on a terminal one live block (a few lines per job: id, status and a
     progress bar, then the rule's state); off a terminal the same lines as ``View``, each prefixed
     by its job id. ``update(watch, update)``."""
@@ -142,18 +156,8 @@ class MultiView:
         self._live = None
         self._retry: dict[str, str] = {}
 
-    def __enter__(self) -> MultiView:
-        if self.term.is_tty:
-            from rich.live import Live
-
-            self._live = Live(self._block(), console=self.term.console, transient=True,
-                              auto_refresh=False, redirect_stdout=False, redirect_stderr=False)
-            self._live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._live is not None:
-            self._live.__exit__(*exc)
+    def _drawing(self) -> Any:
+        return self._block()
 
     def update(self, watch: Watch, update: Update) -> None:
         if self._live is None:
