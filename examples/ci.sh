@@ -4,6 +4,9 @@
 #
 #   TRAINING_FILE=file-... VALIDATION_FILE=file-... MODEL=... examples/ci.sh
 #
+# TRAINING_FILE and VALIDATION_FILE may also be local .jsonl files: ftctl checks them, uploads them
+# (once: identical bytes are not sent again) and waits until the server has validated them.
+#
 # With TOGETHER_API_KEY set it uses Together's API; without it, ftctl's built-in simulator
 # (SIM_SCENARIO picks the simulated loss curve: plateau, improving, nan, diverging, noisy, error).
 #

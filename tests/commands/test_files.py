@@ -296,3 +296,31 @@ def test_the_served_estimate_follows_the_file_state(server, tmp_path, invalid):
         assert client.post(f"/v1/files/{file_id}/preprocess").status_code == 200
         bad = client.post("/v1/fine-tunes/estimate-price", json={"training_file": file_id, "model": MODEL}).json()
     assert bad == {"estimation_available": False, "unavailable_reason": "train_file_invalid"}
+
+
+AGREE_CASES = {
+    "not JSON": ['{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}',
+                 '{"messages": [oops'],
+    "no assistant turn": ['{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}',
+                          '{"messages": [{"role": "user", "content": "a"}]}'],
+    "unknown role": ['{"messages": [{"role": "robot", "content": "a"}, {"role": "assistant", "content": "b"}]}'],
+    "weight not 0 or 1": ['{"messages": [{"role": "user", "content": "a"}, '
+                          '{"role": "assistant", "content": "b", "weight": 2}]}'],
+    "two formats in one file": ['{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}',
+                                '{"prompt": "a", "completion": "b"}'],
+}
+
+
+@pytest.mark.parametrize("case", AGREE_CASES)
+def test_the_servers_validation_report_agrees_with_files_check(ftctl, tmp_path, case):
+    """The simulator processes an upload with the checker `files check` runs: the report it gives
+    names the same line and says the same thing as the first problem `files check` finds."""
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(AGREE_CASES[case]) + "\n")
+    checked = ftctl("files", "check", str(path), "--json")
+    assert checked.exit_code == 2
+    first = checked.json()[0]["errors"][0]
+    file_id = ftctl("files", "upload", str(path), "--no-check", "-q").stdout.strip()
+    report = ftctl("files", "retrieve", file_id, "--json").json()["validation_report"]
+    assert report["valid"] is False
+    assert report["error"] == f"Line {first['line']}: {first['message']}"

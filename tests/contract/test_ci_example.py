@@ -55,6 +55,19 @@ def test_early_stopped_job_gives_its_best_step(tools, tmp_path, ftctl, json_tool
     assert f"the checkpoint of step {got['best_step']}" in result.stderr
 
 
+def test_it_starts_from_local_files(tools, tmp_path, ftctl):
+    rows = [json.dumps({"messages": [{"role": "user", "content": f"Question {i}?"},
+                                     {"role": "assistant", "content": f"Answer {i}."}]}) for i in range(40)]
+    (tmp_path / "train.jsonl").write_text("\n".join(rows[:32]) + "\n")
+    (tmp_path / "val.jsonl").write_text("\n".join(rows[32:]) + "\n")
+    result = run_ci(tools, SIM_SCENARIO="plateau", TRAINING_FILE=str(tmp_path / "train.jsonl"),
+                    VALIDATION_FILE=str(tmp_path / "val.jsonl"))
+    assert result.returncode == 0, result.stderr
+    job = ftctl("retrieve", outputs(result.stdout)["job"], "--json").json()
+    uploaded = {f["id"] for f in ftctl("files", "list", "--json").json()} - {"file-train", "file-val"}
+    assert {job["training_file"], job["validation_file"]} == uploaded and job["early_stopped"] is True
+
+
 def test_failed_job_exits_5_with_its_events_and_still_gives_the_job(tools, tmp_path, ftctl):
     github_output = tmp_path / "github-output"
     result = run_ci(tools, SIM_SCENARIO="error", GITHUB_OUTPUT=str(github_output))

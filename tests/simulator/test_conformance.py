@@ -99,6 +99,9 @@ OPERATIONS = {
     ("get", "/fine-tunes/{id}/metrics"): "/v1/fine-tunes/{id}/metrics",
     ("post", "/fine-tunes/estimate-price"): "/v1/fine-tunes/estimate-price",
     ("get", "/fine-tunes/models/limits"): "/v1/fine-tunes/models/limits",
+    ("get", "/files"): "/v1/files",
+    ("get", "/files/{id}"): "/v1/files/{id}",
+    ("delete", "/files/{id}"): "/v1/files/{id}",
 }
 
 
@@ -308,6 +311,28 @@ def test_unrouted_and_wrong_method_answer_with_the_envelope(api):
                             registry=REGISTRY)  # type: ignore[call-arg]
         if expected == 405:
             assert response.headers["allow"], "a 405 names the methods allowed (RFC 9110 §15.5.6)"
+
+
+def test_files_list_retrieve_and_delete_validate(api, ftctl, tmp_path):
+    """The sample files and one uploaded through the vendor's exchange (POST, 302, PUT,
+    preprocess: ftctl's httpx backend against the server), read and deleted, every answer checked."""
+    status, listed = api.call("get", "/files")
+    assert status == 200 and {"file-train", "file-val"} <= {f["id"] for f in listed["data"]}
+    status, sample = api.call("get", "/files/{id}", id="file-train")
+    assert status == 200 and sample["id"] == "file-train"
+    data = tmp_path / "tiny.jsonl"
+    data.write_text("\n".join('{"messages": [{"role": "user", "content": "Hi %d"}, '
+                               '{"role": "assistant", "content": "Hello %d"}]}' % (i, i) for i in range(8)) + "\n")
+    uploaded = ftctl("files", "upload", data, "-q", "--backend", "together", "--base-url", str(api.client.base_url),
+                     env={"TOGETHER_API_KEY": TOKEN})
+    assert uploaded.exit_code == 0, uploaded.stderr
+    file_id = uploaded.stdout.strip()
+    status, file = api.call("get", "/files/{id}", id=file_id)
+    assert status == 200 and file["id"] == file_id
+    status, deleted = api.call("delete", "/files/{id}", id=file_id)
+    assert status == 200 and deleted["id"] == file_id and deleted["deleted"] is True
+    status, error = api.call("get", "/files/{id}", id=file_id)
+    assert status == 404 and error["error"]["message"]
 
 
 def test_every_served_operation_was_exercised(api, finished_jobs):
