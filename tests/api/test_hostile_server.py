@@ -139,7 +139,8 @@ def test_string_numbers_are_read_as_numbers(ftctl, fast):
     ("> Authorization: Bearer ****", "> Authorization: Bearer ****"),  # the trace's own line stays
     ("GET https://me:hunter2@api.example/v1?api_key=zzz&x=1", "GET https://****@api.example/v1?api_key=****&x=1"),
     ("unexpected response for the job list", "unexpected response for the job list"),
-])
+], ids=["whole", "split-by-a-line-break", "split-and-escaped", "cut-at-a-limit", "its-end", "its-middle",
+        "another-bearer", "basic-auth", "the-trace-line", "url-credentials", "no-secret"])
 def test_the_filter_removes_the_key_however_it_comes_back(monkeypatch, text, kept):
     from ftctl.redact import redact
 
