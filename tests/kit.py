@@ -18,3 +18,38 @@ def create_job(ftctl, *args: str, env=None) -> str:
     result = ftctl(*BASE, *args, "-q", env=env)
     assert result.exit_code == 0, result.stderr
     return result.stdout.strip()
+
+
+def answer_on_a_terminal(argv: list[str], prompt: bytes, answer: bytes) -> tuple[bool, int, str]:
+    """Run ``ftctl ARGV`` on a pseudo-terminal; when the output shows ``prompt`` and ``[y/N]``,
+    type ``answer``. Whether it was asked, the exit code, and what the terminal showed."""
+    import os
+    import select
+    import subprocess
+    import sys
+    import time
+
+    primary, secondary = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "ftctl", *argv], stdin=secondary, stdout=secondary,
+                            stderr=secondary, env={**os.environ, "TERM": "dumb"}, close_fds=True)
+    os.close(secondary)
+    seen, answered = b"", False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([primary], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        if not answered and prompt in seen and b"[y/N]" in seen:
+            os.write(primary, answer + b"\n")
+            answered = True
+        if proc.poll() is not None and not ready:
+            break
+    proc.wait(timeout=30)
+    os.close(primary)
+    return answered, proc.returncode, seen.decode(errors="replace")

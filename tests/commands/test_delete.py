@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import subprocess
 import sys
 import time
@@ -13,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from kit import BASE, answer_on_a_terminal
 from served import on_the_api
-
-BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", "Qwen/Qwen3.5-9B"]
 
 
 def remembered(home: Path) -> list[str]:
@@ -59,31 +57,8 @@ def test_no_prompt_off_a_terminal(ftctl):
 @pytest.mark.parametrize("answer", [b"n", b"y"])
 def test_delete_asks_on_a_terminal(ftctl, answer):
     job = ftctl(*BASE, "-q").stdout.strip()
-    primary, secondary = os.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "ftctl", "delete", job], stdin=secondary, stdout=secondary,
-                            stderr=secondary, env={**os.environ, "TERM": "dumb"}, close_fds=True)
-    os.close(secondary)
-    seen, answered = b"", False
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([primary], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(primary, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-        if not answered and b"Delete " in seen and b"[y/N]" in seen:
-            os.write(primary, answer + b"\n")
-            answered = True
-        if proc.poll() is not None and not ready:
-            break
-    proc.wait(timeout=30)
-    os.close(primary)
-    text = seen.decode(errors="replace")
-    assert answered and proc.returncode == 0, text
+    answered, code, text = answer_on_a_terminal(["delete", job], b"Delete ", answer)
+    assert answered and code == 0, text
     if answer == b"n":
         assert "Not deleted." in text and ftctl("retrieve", job).exit_code == 0
     else:

@@ -11,18 +11,16 @@ import json
 import sqlite3
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from ftctl.output.fields import KINDS
 from ftctl.output.terminal import color_enabled
-from kit import MODEL, ROOT
+from kit import MODEL, ROOT, answer_on_a_terminal
 
 LONG_MODEL = "meta-llama/Meta-Llama-3.1-70B-Instruct-Reference"  # a catalogue model: > 80 columns with its id
 BASE = ["create", "-t", "file-train", "-v", "file-val", "-m", LONG_MODEL]
@@ -363,32 +361,8 @@ def test_no_prompt_off_a_terminal(jobs):
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
 def test_cancel_asks_on_a_terminal_and_no_keeps_the_job(jobs):
     live = jobs["live"][0]
-    primary, secondary = os.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "ftctl", "cancel", live], stdin=secondary, stdout=secondary,
-                            stderr=secondary, env={**os.environ, "TERM": "dumb"}, close_fds=True)
-    os.close(secondary)
-    seen = b""
-    deadline = time.monotonic() + 60
-    answered = False
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([primary], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(primary, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-        if not answered and b"Cancel " in seen and b"[y/N]" in seen:
-            os.write(primary, b"n\n")
-            answered = True
-        if proc.poll() is not None and not ready:
-            break
-    proc.wait(timeout=30)
-    os.close(primary)
-    text = seen.decode(errors="replace")
+    answered, code, text = answer_on_a_terminal(["cancel", live], b"Cancel ", b"n")
     assert answered, text
-    assert proc.returncode == 0, text
+    assert code == 0, text
     assert "Not cancelled; the job keeps running." in text
     assert json.loads(piped("retrieve", live, "--json").stdout)["status"] != "cancelled"
