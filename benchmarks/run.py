@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 # The console script users run, from this interpreter's environment (else `python -m ftctl`).
 _SCRIPT = Path(sys.executable).parent / "ftctl"
 FTCTL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "ftctl"]
+MODEL = "Qwen/Qwen3.5-9B"  # one of the catalogue's models: the simulator refuses others, as the API does
 
 
 @dataclass
@@ -158,7 +159,7 @@ def falling_then_flat(n: int) -> list[float]:
 
 
 def create(env: dict[str, str], tmp: Path, *args: str) -> str:
-    return ftctl(env, "create", "-t", "file-train", "-v", "file-val", "-m", "bench/model", "-q", *args)
+    return ftctl(env, "create", "-t", "file-train", "-v", "file-val", "-m", MODEL, "-q", *args)
 
 
 def conversations_file(path: Path, size_mib: int) -> tuple[int, int]:
@@ -232,7 +233,7 @@ def build_cases(env: dict[str, str], tmp: Path, quick: bool, check_mib: int) -> 
         cases.append(Case("ftctl events ID --json (100,000 events)", ["events", many_events, "--json"], 25, 60))
         big = scenario(tmp / "big.json", falling_then_flat(10_000), 1_000_000)
         cases.append(Case("simulate 1,000,000 steps / 10,000 evaluations to completion (create)",
-                          ["create", "-t", "f", "-v", "v", "-m", "m", "--n-evals", "10000", "--early-stopping",
+                          ["create", "-t", "file-train", "-v", "file-val", "-m", MODEL, "--n-evals", "10000", "--early-stopping",
                            "--patience", "5000", "--sim-scenario", str(big), "-q"], 40))
         big_job = create(env, tmp, "--n-evals", "10000", "--early-stopping", "--patience", "5000",
                          "--sim-scenario", str(big))
@@ -293,7 +294,7 @@ def fill_store(home: Path, count: int) -> None:
         "from ftctl.backends.simulator.backend import Simulator\n"
         "from ftctl.create_request import CreateOptions, build_body\n"
         "sim = Simulator(Path(sys.argv[1]), speed=float('inf'))\n"
-        "body = build_body(CreateOptions(training_file='f', validation_file='v', model='m', n_evals=10,"
+        f"body = build_body(CreateOptions(training_file='file-train', validation_file='file-val', model={MODEL!r}, n_evals=10,"
         " n_epochs=3, early_stopping=True))\n"
         "for _ in range(int(sys.argv[2])): sim.create(dict(body))\n")
     subprocess.run([sys.executable, "-c", code, str(home), str(count)], check=True)
