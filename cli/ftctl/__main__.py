@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ftctl.environment import Environment
@@ -114,40 +114,55 @@ def _help(argv: list[str], environment: Environment | None) -> int:
 
 
 def _run_tree(argv: list[str], environment: Environment | None) -> int:
+    """The command: a quick read (``ftctl.commands.quick``) or the Typer tree; any failure of
+    either becomes one line and its exit code (``_failure``)."""
+    try:
+        from ftctl.commands import quick
+
+        code = quick.answer(argv, environment)
+        return _typer_tree(argv, environment) if code is None else code
+    except (Exception, KeyboardInterrupt) as exc:
+        return _failure(exc, argv)
+
+
+def _typer_tree(argv: list[str], environment: Environment | None) -> int:
+    import typer
+
+    from ftctl.app import app
+
+    command = typer.main.get_command(app)
+    result = command.main(args=argv, prog_name="ftctl", standalone_mode=False,
+                          obj={"environment": environment} if environment is not None else None)
+    return result if isinstance(result, int) else 0
+
+
+def _failure(exc: BaseException, argv: list[str]) -> int:
+    """One line for ``exc`` (a traceback too with ``--debug``, for an ftctl error or a bug), and
+    the exit code. Click's exceptions can only come from the tree, so Typer is imported only then."""
+    from ftctl.errors import ApiError, ExitCode, FtctlError, InvalidInput
+
     debug = "--debug" in argv
     json_errors = _json_errors(argv)
     color = _option(argv, "--color") or "auto"
-    import typer
-    from typer import Abort
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-
-    from ftctl.errors import ExitCode, FtctlError, InvalidInput
-
-    try:
-        from ftctl.app import app
-
-        command = typer.main.get_command(app)
-        result = command.main(args=argv, prog_name="ftctl", standalone_mode=False,
-                              obj={"environment": environment} if environment is not None else None)
-        return result if isinstance(result, int) else 0
-    except NoArgsIsHelpError as exc:
+    click = _click_exceptions() if "typer" in sys.modules else None
+    if click is not None and isinstance(exc, click.NoArgsIsHelpError):
         # `ftctl` or `ftctl sim` alone: the help is the answer (Typer has printed it already), exit 2
         # as for any incomplete command line, and no "Error:" line with nothing after it
         if exc.format_message().strip():
             sys.stdout.write(exc.format_message().rstrip("\n") + "\n")
         return int(ExitCode.USAGE)
-    except UsageError as exc:
+    if click is not None and isinstance(exc, click.UsageError):
         where = f" (see 'ftctl{_subcommand(exc)} --help')"
         return _report(InvalidInput(exc.format_message() + where), json_errors, color)
-    except FtctlError as exc:
+    if isinstance(exc, FtctlError):
         if exc.code in ("output_error", "broken_pipe"):
             _silence_stdout()
             if exc.code == "broken_pipe":  # the reader of stdout went away: stop quietly (README, "Exit codes")
                 return int(exc.exit_code)
         if debug:
-            _print_traceback()
+            _print_traceback(exc)
         return _report(exc, json_errors, color)
-    except (KeyboardInterrupt, Abort) as exc:
+    if isinstance(exc, KeyboardInterrupt) or (click is not None and isinstance(exc, click.Abort)):
         from ftctl.errors import Signalled
 
         signalled = exc if isinstance(exc, Signalled) else exc.__context__  # Click turns it into Abort
@@ -158,19 +173,27 @@ def _run_tree(argv: list[str], environment: Environment | None) -> int:
             return signalled.exit_code
         sys.stderr.write("\nInterrupted.\n")
         return int(ExitCode.INTERRUPTED)
-    except ClickException as exc:
+    if click is not None and isinstance(exc, click.ClickException):
         return _report(InvalidInput(exc.format_message()), json_errors, color)
-    except BrokenPipeError:  # the reader of stdout went away: stop quietly (README, "Exit codes")
+    if isinstance(exc, BrokenPipeError):  # the reader of stdout went away: stop quietly (README, "Exit codes")
         _silence_stdout()
         return int(ExitCode.BROKEN_PIPE)
-    except Exception as exc:  # a bug: say so in one line, the traceback only with --debug
-        from ftctl.errors import ApiError
+    # a bug: say so in one line, the traceback only with --debug
+    if debug:
+        _print_traceback(exc)
+    return _report(ApiError(f"internal error: {type(exc).__name__}: {exc} "
+                            "(run again with --debug for the traceback)"), json_errors, color)
 
-        if debug:
-            _print_traceback()
 
-        return _report(ApiError(f"internal error: {type(exc).__name__}: {exc} "
-                                "(run again with --debug for the traceback)"), json_errors, color)
+def _click_exceptions() -> Any:
+    """Click's exception classes, as Typer vendors them."""
+    from types import SimpleNamespace
+
+    from typer import Abort
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+    return SimpleNamespace(Abort=Abort, ClickException=ClickException, NoArgsIsHelpError=NoArgsIsHelpError,
+                           UsageError=UsageError)
 
 
 def _subcommand(exc: object) -> str:
@@ -206,12 +229,12 @@ def _report(exc: FtctlError, json_errors: bool, color: str = "auto") -> int:
     return int(exc.exit_code)
 
 
-def _print_traceback() -> None:
+def _print_traceback(exc: BaseException) -> None:
     import traceback
 
     from ftctl.redact import redact
 
-    sys.stderr.write(redact(traceback.format_exc()))
+    sys.stderr.write(redact("".join(traceback.format_exception(exc))))
     sys.stderr.flush()
 
 

@@ -39,6 +39,7 @@ def test_the_tree_keeps_every_layer_contract(lint_available) -> None:
     ("analysis.py", "import rich", "The core never prints"),
     ("commands/events.py", "import ftctl.commands.jobs", "No command module imports another"),
     ("backends/simulator/timeline.py", "import ftctl.output.chart", "Layers"),
+    ("commands/session.py", "import ftctl.commands.options", "The quick reads never build the command tree"),
 ])
 def test_a_wrong_import_breaks_a_contract(tmp_path: Path, lint_available, module: str, wrong_import: str,
                                           contract: str) -> None:

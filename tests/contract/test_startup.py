@@ -55,11 +55,16 @@ def test_help_does_not_load_backends_or_models():
     assert not [n for n in heavy(names) if not n.startswith("rich")]  # Rich draws the help itself
 
 
-def test_retrieve_json_on_the_simulator_skips_the_network_stack_and_models(ftctl):
+@pytest.mark.parametrize("argv", [["retrieve", "ID", "--json"], ["list", "--json"], ["--json", "events", "ID"],
+                                  ["checkpoints", "ID", "--json"]])
+def test_json_reads_on_the_simulator_skip_typer_the_network_stack_and_models(ftctl, argv):
+    """The quick reads (``ftctl.commands.quick``): no command tree, no Rich, no httpx."""
     job_id = ftctl("create", "-t", "file-train", "-v", "file-val", "-m", MODEL, "--n-evals", "4", "--early-stopping", "-q").stdout
-    names = imported(["retrieve", job_id.strip(), "--json"])
+    names = imported([job_id.strip() if a == "ID" else a for a in argv])
     assert "sqlite3" in names  # the simulator's store, and nothing heavier
     assert not [n for n in heavy(names) if not n.startswith("sqlite3")]
+    assert "typer" not in names and "rich" not in names
+    assert "ftctl.backends.simulator.files" not in names  # a job read needs no uploaded file
 
 
 @pytest.mark.parametrize("args", [["--help"], ["create", "--help"], ["sim", "serve", "--help"]])

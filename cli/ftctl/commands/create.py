@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from ftctl.commands import completers
-from ftctl.commands.common import Session, command, job_view
+from ftctl.commands.common import command
+from ftctl.commands.session import Session, job_view
 from ftctl.commands.options import BEHAVIOUR, INTERVAL, NO_CI_REPORT, TIMEOUT, WAIT, check_wait_options
 from ftctl.commands.waiting import wait_for
 from ftctl.output.render import Shown

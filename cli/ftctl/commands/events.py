@@ -6,7 +6,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from ftctl.commands.common import Session, command, rows_view
+from ftctl.commands.common import command
+from ftctl.commands.session import Session, rows_view
 from ftctl.commands.options import JOB_ID
 from ftctl.output.render import Shown
 

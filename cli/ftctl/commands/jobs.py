@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ftctl.commands.common import Session, command, job_view, rows_view
+from ftctl.commands.common import command
+from ftctl.commands.session import Session, job_view, rows_view
 from ftctl.commands.options import INTERVAL, JOB_ID, NO_CI_REPORT, TIMEOUT, WAIT, YES, check_wait_options
 from ftctl.commands.waiting import wait_for
 from ftctl.output.render import Shown
