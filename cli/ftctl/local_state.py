@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -104,6 +103,8 @@ class LocalState:
             os.close(fd)
 
     def _write(self, data: dict[str, Any]) -> None:
+        import tempfile  # only when something changed: most reads write nothing
+
         fd, tmp = tempfile.mkstemp(dir=self.home, prefix=".jobs-", suffix=".json")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:

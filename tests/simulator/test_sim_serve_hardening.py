@@ -274,15 +274,19 @@ def test_bytes_that_are_not_http_get_a_400_envelope(server, client):
 # -- nothing of the host in an answer ------------------------------------------------------------------
 
 
-def test_a_damaged_store_answers_500_without_the_servers_paths(tmp_path):
+@pytest.mark.parametrize("damage, read", [
+    ("UPDATE jobs SET speed = 'fast' WHERE id = ?", "/v1/fine-tunes/{id}"),  # what a job's view reads
+    ("UPDATE jobs SET final_job = '[1, 2]' WHERE id = ?", "/v1/fine-tunes"),  # what a listing copies
+])
+def test_a_damaged_store_answers_500_without_the_servers_paths(tmp_path, damage, read):
     home = tmp_path / "home-with-a-secret-name"
     with served(home) as server, httpx.Client(base_url=server.url, timeout=30,
                                              headers={"Authorization": f"Bearer {TOKEN}"}) as client:
         job_id = client.post("/v1/fine-tunes", json=BASE).json()["id"]
         db = home / "simulator.db"
-        with sqlite3.connect(db) as damage:  # a row no simulator could have written
-            damage.execute("UPDATE jobs SET speed = 'fast' WHERE id = ?", (job_id,))
-        response = client.get("/v1/fine-tunes")
+        with sqlite3.connect(db) as damaging:  # a row no simulator could have written
+            damaging.execute(damage, (job_id,))
+        response = client.get(read.format(id=job_id))
         assert response.status_code == 500
         error = response.json()["error"]
         assert error["type"] == "server_error" and error["message"]

@@ -8,7 +8,6 @@ untruncated, undecorated), and whether colour is on (``--color``, ``NO_COLOR``, 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -51,7 +50,12 @@ class Terminal:
     def width(self) -> int:
         if not self.is_tty:
             return PLAIN_WIDTH
-        return self.environment.forced_width() or shutil.get_terminal_size((PLAIN_WIDTH, 24)).columns
+        forced = self.environment.forced_width()
+        if forced:
+            return forced
+        import shutil  # not on the paths that print no table (``--version``, ``--json``)
+
+        return shutil.get_terminal_size((PLAIN_WIDTH, 24)).columns
 
     @property
     def interactive(self) -> bool:

@@ -11,18 +11,21 @@ import json
 import math
 import time
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator
 
 from ftctl import early_stopping as es
-from ftctl.backend import Download
-from ftctl.backends.simulator import catalogue, scenarios, timeline
-from ftctl.backends.simulator.files import Files
+from ftctl.backends.simulator import scenarios, timeline
 from ftctl.backends.simulator.scenarios import Scenario
 from ftctl.backends.simulator.store import Record, Store
 from ftctl.errors import ApiError, InvalidInput, NotFound
 from ftctl.request_checks import check_body, check_estimate_body
-from ftctl.wire import SECRET_BODY_FIELDS, TERMINAL_STATUSES, MetricsQuery, Rows, Wire, dumps
+from ftctl.wire import SECRET_BODY_FIELDS, TERMINAL_STATUSES, LazyEncoded, MetricsQuery, Rows, Wire, dumps
+
+if TYPE_CHECKING:
+    from ftctl.backend import Download
+    from ftctl.backends.simulator.files import Files
 
 STORE_FILE = "simulator.db"
 USER_ID = "sim-user"
@@ -49,9 +52,16 @@ class Simulator:
         self.speed = speed
         self.clock = clock or time.time  # wall time: a job's timeline is a function of it
         self.scenario = scenario  # for the jobs this instance creates; the server passes one per request
+        self.home = home
         self.store = Store(home / STORE_FILE, seed=lambda db: self.files.seed(db))
-        self.files = Files(self.store, home, clock=lambda: self.clock(), speed=speed)
         self._stats: dict[Path, tuple[int, int]] = {}
+
+    @cached_property
+    def files(self) -> Files:
+        """The uploaded files, made on first use: reading a job never touches them."""
+        from ftctl.backends.simulator.files import Files
+
+        return Files(self.store, self.home, clock=lambda: self.clock(), speed=self.speed)
 
     def close(self) -> None:
         self.store.close()
@@ -154,7 +164,7 @@ class Simulator:
 
     def list(self) -> list[Wire]:
         now = self.clock()
-        return [_job_at(r, now, full=False, lazy=True) for r in self.store.newest_first()]
+        return [r if type(r) is LazyEncoded else _job_at(r, now, full=False) for r in self.store.newest_first(now)]
 
     def cancel(self, job_id: str) -> Wire:
         record = self._get(job_id)
@@ -239,6 +249,7 @@ class Simulator:
     @contextmanager
     def open_download(self, job_id: str, *, step: int | None, checkpoint: str,
                       start: int = 0) -> Iterator[Download]:
+        from ftctl.backend import Download
         from ftctl.backends.simulator.archive import CONTENT_TYPE
 
         built, name = self.archive(job_id, step=step, checkpoint=checkpoint)
@@ -280,6 +291,8 @@ class Simulator:
         """What the real server refuses that only it can know: files it does not hold or found
         invalid, a model it does not fine-tune, a checkpoint that was never saved."""
         if body.get("model"):
+            from ftctl.backends.simulator import catalogue
+
             catalogue.model(body["model"])
         for key in ("training_file", "validation_file"):
             if body.get(key):
@@ -376,10 +389,10 @@ def _eval_columns(view: _View, t: float) -> tuple[tuple[int, ...], tuple[float, 
     return steps[first:last], values[first:last]
 
 
-def _job_at(record: Record, t: float, *, full: bool, lazy: bool = False) -> Wire:
+def _job_at(record: Record, t: float, *, full: bool) -> Wire:
     """The job object at ``t``: the stored final one when the job has ended, else computed."""
     if not full:
-        finished = record.finished(t, lazy=lazy)
+        finished = record.finished(t)
         if finished is not None:
             return finished
     return _View(record).job(t, full=full)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from json.encoder import encode_basestring
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -111,18 +112,13 @@ class Record:
         except (ValueError, TypeError, KeyError) as exc:
             raise self._damaged(exc) from None
 
-    def finished(self, t: float, *, lazy: bool = False) -> dict[str, Any] | None:
-        """The job object at ``t`` if the job had ended by then (and was not cancelled); ``lazy``:
-        decoded only when read as a dict (a listing copies most of them as text)."""
+    def finished(self, t: float) -> dict[str, Any] | None:
+        """The job object at ``t`` if the job had ended by then and was not cancelled (a listing
+        asks SQLite the same question: ``Store.newest_first``)."""
         if self.final_job_json is None or self.cancel_at is not None or self.done_at is None or t < self.done_at:
             return None
-        text = self.final_job_json
-        if lazy:  # copied, not decoded: at least its frame must be the object ftctl wrote for this job
-            if not (text.startswith(f'{{"id":{json.dumps(self.id)},') and text.endswith("}")):
-                raise self._damaged(ValueError("its stored job object is not the JSON ftctl wrote"))
-            return LazyEncoded(text, self.id)
         try:
-            return Encoded(text)
+            return Encoded(self.final_job_json)
         except ValueError as exc:
             raise self._damaged(exc) from None
 
@@ -142,9 +138,7 @@ class Record:
             raise self._damaged(exc) from None
 
     def _damaged(self, exc: Exception) -> StoreError:
-        where = self.store.path if self.store is not None else "(unsaved)"
-        return StoreError(f"the simulator store {where} has a damaged row for job {self.id!r} ({exc}); "
-                          "move the file aside to start a new store")
+        return _damaged(self.store, self.id, exc)
 
     @staticmethod
     def encode_loss(values: list[float]) -> str:
@@ -153,6 +147,20 @@ class Record:
 
 class StoreError(ApiError):
     code = "store_error"
+
+
+def _damaged(store: Store | None, job_id: str, exc: Exception) -> StoreError:
+    where = store.path if store is not None else "(unsaved)"
+    return StoreError(f"the simulator store {where} has a damaged row for job {job_id!r} ({exc}); "
+                      "move the file aside to start a new store")
+
+
+def _final_text(job_id: str, text: str, store: Store | None) -> LazyEncoded:
+    """A finished job's stored object, copied, not decoded: at least its frame must be the object
+    ftctl wrote for this job."""
+    if not (text.startswith(f'{{"id":{encode_basestring(job_id)},') and text.endswith("}")):
+        raise _damaged(store, job_id, ValueError("its stored job object is not the JSON ftctl wrote"))
+    return LazyEncoded(text, job_id)
 
 
 class Store:
@@ -236,16 +244,20 @@ class Store:
             row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return None if row is None else self._record(row)
 
-    def newest_first(self) -> Iterator[Record]:
-        """Every job, with only what a listing reads: a finished job's final object; the other
-        columns are read if a view needs them (a job still running)."""
+    def newest_first(self, t: float) -> Iterator[LazyEncoded | Record]:
+        """Every job, newest first, with only what a listing reads: a job that had ended by ``t``
+        and was not cancelled (``Record.finished``'s rule, asked of SQLite) as its stored final
+        object, copied as text; any other as its record, whose JSON columns are read if a view
+        needs them (a job still running)."""
         db = self._connect()
         lazy = ("body", "scenario", "eval_loss", "summary")
         columns = ", ".join(f"CASE WHEN final_job IS NULL THEN {c} END" if c in lazy else c
                             for c in _COLUMNS.split(", "))
+        ended = "final_job IS NOT NULL AND cancel_at IS NULL AND done_at IS NOT NULL AND done_at <= ?"
         with self._errors():
-            rows = db.execute(f"SELECT {columns} FROM jobs ORDER BY seq DESC").fetchall()
-        return (self._record(row) for row in rows)
+            rows = db.execute(f"SELECT {ended}, {columns} FROM jobs ORDER BY seq DESC", (t,)).fetchall()
+        for row in rows:
+            yield _final_text(row[1], row[11], self) if row[0] else self._record(row[1:])
 
     def column(self, job_id: str, name: str) -> str | None:
         db = self._connect()

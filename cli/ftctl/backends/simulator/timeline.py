@@ -22,7 +22,6 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from ftctl import early_stopping as es
-from ftctl.datasets.plan import checkpoint_steps
 from ftctl.wire import LazyEncoded
 
 # How long the phases around training last, in step-equivalents (so they scale with the speed).
@@ -94,6 +93,8 @@ class Plan:
 
 def make_plan(*, n_epochs: int, steps_per_epoch: int, n_evals: int, eval_loss: list[float],
               settings: es.Settings | None, fail_at: int | None, n_checkpoints: int, seed: int) -> Plan:
+    from ftctl.datasets.plan import checkpoint_steps  # not imported to read a finished job
+
     total = n_epochs * steps_per_epoch
     if n_evals and total % n_evals == 0:  # evenly divisible, the usual case: no rounding to do
         evals = tuple(range(total // n_evals, total + 1, total // n_evals))
