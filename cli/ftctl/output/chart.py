@@ -341,13 +341,12 @@ def from_analysis(analysis: Analysis, *, train: Sequence[tuple[int, float]] = ()
                   height: int = HEIGHT, unicode: bool = True) -> Chart:
     """The chart of a job's evaluations with its best and halt markers and a legend in words."""
     g = UNICODE if unicode else ASCII
-    evaluations = analysis.evaluations
-    steps = [e.step for e in evaluations]
-    values = [e.eval_loss for e in evaluations]
+    evaluations = analysis.evaluations  # its columns: no Evaluation is made for a chart
+    steps, values = evaluations.steps, evaluations.values
     best_value = analysis.best_eval_loss
     best_step = analysis.best_step if best_value is not None else None
     halt = analysis.halt_step
-    warmup = [e.step for e in evaluations if e.warmup]
+    warmup = steps[:min(evaluations.warmup, evaluations.read)]
     streak = analysis.marked_streak
     return render(steps, values, best_step=best_step, best_value=best_value, halt_step=halt,
                   warmup_steps=warmup, streak_steps=streak, train=train, x_max=analysis.total_steps,
@@ -384,7 +383,7 @@ def legend(analysis: Analysis, g: Glyphs = UNICODE, *, train: bool = False, warm
         key.append(f"{g.warmup}{g.warmup_band} warmup")
     if streak:
         key.append(f"{g.streak}{g.streak_band} non-improving streak")
-    if any(not math.isfinite(e.eval_loss) for e in analysis.evaluations):
+    if analysis.evaluations.non_finite:
         key.append(f"{g.gap} non-finite")
     if train:
         key.append(f"{g.train} train loss")
@@ -416,7 +415,7 @@ def series_from(label: str, analysis: Analysis, *, unicode: bool = True) -> Seri
     g = UNICODE if unicode else ASCII
     words = legend(analysis, g)[0]
     best_value = analysis.best_eval_loss
-    return Series(label, [e.step for e in analysis.evaluations], [e.eval_loss for e in analysis.evaluations],
+    return Series(label, analysis.evaluations.steps, analysis.evaluations.values,
                   analysis.best_step if best_value is not None else None, best_value, analysis.halt_step,
                   analysis.total_steps, words)
 
