@@ -85,6 +85,12 @@ class Evaluations(Sequence[Evaluation]):
     def __iter__(self) -> Iterator[Evaluation]:
         return map(self._at, range(len(self.steps)))
 
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
     @property
     def missing_steps(self) -> list[int]:
         return [self.steps[j] for j in sorted(self.missing)]
@@ -94,18 +100,18 @@ class Evaluations(Sequence[Evaluation]):
         """Is any value NaN or ±inf (a missing one included)?"""
         return bool(self.missing) or not math.isfinite(sum(self.values)) and not all(map(math.isfinite, self.values))
 
-    def near_best(self, min_delta: float) -> Iterator[Evaluation]:
-        """The read evaluations that did not count yet came within ``min_delta`` of the best before
-        them, or nearly: a superset, as the float margin (1e-12 of the magnitudes) is far wider
-        than binary rounding; the caller decides in exact decimals. Between two improvements the
-        best is one value, so a stretch none of whose values reaches it is skipped at C speed."""
+    def near_best(self) -> Iterator[Evaluation]:
+        """The read evaluations that did not count yet came level with the best before them, or
+        below it, or nearly: a superset, as the float margin (1e-12 of the value) is far wider than
+        binary rounding; the caller decides in exact decimals. Between two improvements the best is
+        one value, so a stretch none of whose values reaches it is skipped at C speed."""
         values, improvements = self.values, self.reading.improvements
         last = self.read - 1 if self.reading.final.reason == es.NON_FINITE_EVAL_LOSS else self.read
         for a, b in zip(improvements, improvements[1:] + [last + 1]):  # evaluations a+1 .. b-1
             if b - a < 2:
                 continue
             best = values[a - 1]
-            reach = best - min_delta + 1e-12 * (2 * abs(best) + 2 * min_delta) + 1e-300
+            reach = best + 2e-12 * abs(best) + 1e-300
             stretch = values[a:b - 1]
             if min(stretch) > reach:
                 continue

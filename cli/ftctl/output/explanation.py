@@ -185,7 +185,7 @@ def _boundaries(a: Analysis) -> list[Line]:
     d = a.settings.min_delta
     delta = es.exact(d)
     found = []
-    for e in a.evaluations.near_best(d):  # a float pre-filter: the decision below is in exact decimals
+    for e in a.evaluations.near_best():  # a float pre-filter: the decision below is in exact decimals
         gap = es.exact_difference(e.best_before, e.eval_loss)
         if gap == delta:
             if d == 0:
