@@ -175,7 +175,7 @@ def states(values: Sequence[float], reading: Reading, settings: Settings) -> Ite
             best_i, best_value, mark = i, values[i - 1], next(marks, None)
             if i > warmup:
                 start = i
-        yield State(i, best_i, best_value, max(0, i - start), improved)
+        yield State(i, best_i, best_value, i - start if i > start else 0, improved)
     if final.stopped:
         yield final
 
