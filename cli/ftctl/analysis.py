@@ -10,10 +10,10 @@ server's defaults, and the object says which.
 from __future__ import annotations
 
 import math
-from itertools import repeat
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence, overload
 
 from ftctl import early_stopping as es
 from ftctl.wire import TERMINAL_STATUSES
@@ -37,9 +37,117 @@ class Evaluation(NamedTuple):
     streak: int | None = None
 
 
+class Evaluations(Sequence[Evaluation]):
+    """A history's evaluations as the rule read them, kept as columns (steps, values, and the
+    fold's ``es.Reading``): an ``Evaluation`` is made only for a row someone looks at (a table
+    shows 17 of 100,000), and the chart and the explanation read the columns directly."""
+
+    __slots__ = ("steps", "values", "missing", "reading", "warmup", "read")
+
+    def __init__(self, columns: Columns, reading: es.Reading, warmup: int) -> None:
+        self.steps, self.values, self.missing = columns
+        self.reading, self.warmup = reading, warmup
+        self.read = reading.final.evals  # evaluations after a halt are kept, unread
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @overload
+    def __getitem__(self, k: int) -> Evaluation: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[Evaluation]: ...
+    def __getitem__(self, k: int | slice) -> Evaluation | list[Evaluation]:
+        if isinstance(k, slice):
+            return [self._at(j) for j in range(*k.indices(len(self.steps)))]
+        n = len(self.steps)
+        if not -n <= k < n:
+            raise IndexError("evaluation index out of range")
+        return self._at(k % n)
+
+    def _at(self, j: int) -> Evaluation:
+        i, improvements = j + 1, self.reading.improvements
+        if i > self.read:
+            return Evaluation(i, self.steps[j], self.values[j], j in self.missing)
+        k = bisect_right(improvements, i)  # improvements up to and including i
+        improved = bool(k) and improvements[k - 1] == i
+        before = k - 1 if improved else k
+        best_before = self.values[improvements[before - 1] - 1] if before else None
+        return Evaluation(i, self.steps[j], self.values[j], j in self.missing, best_before, improved,
+                          i <= self.warmup, self._streak(i, improvements[k - 1] if k else 0))
+
+    def _streak(self, i: int, last_improvement: int) -> int:
+        """The streak after evaluation ``i`` (es.states' reading): from the last improvement
+        after warmup, else from the end of warmup; the last read evaluation's is the fold's own."""
+        if i == self.read:
+            return self.reading.final.streak
+        return max(0, i - max(last_improvement, self.warmup))
+
+    def __iter__(self) -> Iterator[Evaluation]:
+        return map(self._at, range(len(self.steps)))
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+    @property
+    def missing_steps(self) -> list[int]:
+        return [self.steps[j] for j in sorted(self.missing)]
+
+    @property
+    def non_finite(self) -> bool:
+        """Is any value NaN or ±inf (a missing one included)?"""
+        return bool(self.missing) or not math.isfinite(sum(self.values)) and not all(map(math.isfinite, self.values))
+
+    def near_best(self) -> Iterator[Evaluation]:
+        """The read evaluations that did not count yet came level with the best before them, or
+        below it, or nearly: a superset, as the float margin (1e-12 of the value) is far wider than
+        binary rounding; the caller decides in exact decimals. Between two improvements the best is
+        one value, so a stretch none of whose values reaches it is skipped at C speed."""
+        values, improvements = self.values, self.reading.improvements
+        last = self.read - 1 if self.reading.final.reason == es.NON_FINITE_EVAL_LOSS else self.read
+        for a, b in zip(improvements, improvements[1:] + [last + 1]):  # evaluations a+1 .. b-1
+            if b - a < 2:
+                continue
+            best = values[a - 1]
+            reach = best + 2e-12 * abs(best) + 1e-300
+            stretch = values[a:b - 1]
+            if min(stretch) > reach:
+                continue
+            for j, value in enumerate(stretch, a):
+                if value <= reach:
+                    yield self._at(j)
+
+    def longest_streak(self) -> int:
+        """The longest run of non-improving evaluations after warmup: each streak ends where the
+        next improvement after warmup starts a new one, or at the last evaluation read."""
+        w, read = self.warmup, self.read
+        if read <= w:
+            return 0
+        starts = [w] + [i for i in self.reading.improvements if i > w]
+        longest = max((b - 1 - a for a, b in zip(starts, starts[1:])), default=0)
+        return max(longest, self.reading.final.streak, read - 1 - starts[-1])
+
+
+class Columns(NamedTuple):
+    """A history's eval rows as columns, in step order: what the rule and the chart read."""
+
+    steps: Sequence[int]
+    values: Sequence[float]
+    missing: frozenset[int]  # 0-based positions of rows with no usable eval/loss (read as non-finite)
+
+
 def eval_points(rows: Iterable[dict[str, Any]], *, total_steps: int | None = None,
                 n_evals: int | None = None, eval_steps: int | None = None) -> list[tuple[int, float, bool]]:
-    """(step, eval_loss, missing) for each eval row of ``/metrics``, in step order.
+    """(step, eval_loss, missing) for each eval row of ``/metrics``, in step order (``eval_columns``)."""
+    steps, values, missing = eval_columns(rows, total_steps=total_steps, n_evals=n_evals, eval_steps=eval_steps)
+    return [(step, value, j in missing) for j, (step, value) in enumerate(zip(steps, values))]
+
+
+def eval_columns(rows: Iterable[dict[str, Any]], *, total_steps: int | None = None,
+                 n_evals: int | None = None, eval_steps: int | None = None) -> Columns:
+    """The eval rows of ``/metrics`` as columns, in step order.
 
     A row with ``eval/loss`` null or unreadable counts as a non-finite evaluation (the vendor does
     not say; a missing value is not evidence of a good one) and is flagged. A row without
@@ -48,14 +156,15 @@ def eval_points(rows: Iterable[dict[str, Any]], *, total_steps: int | None = Non
     columns = getattr(rows, "eval_columns", None)  # wire.Rows from the simulator: steps and values as is
     if columns is not None:
         steps, values = columns()
-        if all(type(v) is float for v in values) and all(type(s) is int for s in steps):
-            return sorted(zip(steps, values, repeat(False)), key=lambda p: p[0]) \
-                if any(a > b for a, b in zip(steps, steps[1:])) else list(zip(steps, values, repeat(False)))
-    points: list[tuple[int, float, bool]] = []
-    in_order, last = True, -math.inf
+        # C-level checks (a 100,000-row history): every value a float, every step an int, in order
+        if set(map(type, values)) <= {float} and set(map(type, steps)) <= {int}:
+            return _in_step_order(steps, values, frozenset())
+    steps, values, missing = [], [], set()
     for i, row in enumerate(r for r in rows if EVAL_KEY in r):
         value = row[EVAL_KEY]
-        value, missing = (value, False) if type(value) is float else _number(value)
+        value, bad = (value, False) if type(value) is float else _number(value)
+        if bad:
+            missing.add(i)
         step = row.get(STEP_KEY)
         if type(step) is not int:
             if not isinstance(step, (int, float)) or isinstance(step, bool) or not math.isfinite(step):
@@ -63,12 +172,20 @@ def eval_points(rows: Iterable[dict[str, Any]], *, total_steps: int | None = Non
                 step = n * eval_steps if eval_steps else (
                     es.evaluation_step(n, total_steps, n_evals) if total_steps and n_evals else n)
             step = int(step)
-        in_order = in_order and step >= last
-        last = step
-        points.append((step, value, missing))
-    if not in_order:
-        points.sort(key=lambda p: p[0])
-    return points
+        steps.append(step)
+        values.append(value)
+    return _in_step_order(steps, values, frozenset(missing))
+
+
+def _in_step_order(steps: Sequence[int], values: Sequence[float], missing: frozenset[int]) -> Columns:
+    """The columns sorted by step (stably: rows at one step keep their order), lists either way."""
+    steps = steps if type(steps) is list else list(steps)
+    values = values if type(values) is list else list(values)
+    ordered = sorted(steps)
+    if ordered == steps:
+        return Columns(steps, values, missing)
+    order = sorted(range(len(steps)), key=steps.__getitem__)
+    return Columns(ordered, [values[j] for j in order], frozenset(k for k, j in enumerate(order) if j in missing))
 
 
 def _number(value: Any) -> tuple[float, bool]:
@@ -84,7 +201,7 @@ def _number(value: Any) -> tuple[float, bool]:
 
 @dataclass(frozen=True)
 class Analysis:
-    evaluations: list[Evaluation]
+    evaluations: Evaluations
     settings: es.Settings
     settings_source: str  # recorded | assumed_defaults | given
     enabled: bool | None  # was early stopping on for this job? None: not known
@@ -95,7 +212,7 @@ class Analysis:
     # -- the replay --------------------------------------------------------------------------
 
     def step_of(self, i: int | None) -> int | None:
-        return None if i is None else self.evaluations[i - 1].step
+        return None if i is None else self.evaluations.steps[i - 1]
 
     @property
     def replay_halt_step(self) -> int | None:
@@ -143,10 +260,9 @@ class Analysis:
     def eval_at(self, step: int | None) -> int | None:
         if step is None:
             return None
-        for e in self.evaluations:
-            if e.step == step:
-                return e.eval
-        return None
+        steps = self.evaluations.steps  # in step order: the first evaluation at ``step``
+        k = bisect_left(steps, step)
+        return k + 1 if k < len(steps) and steps[k] == step else None
 
     @property
     def ended(self) -> bool:
@@ -156,12 +272,12 @@ class Analysis:
 
     @property
     def longest_streak(self) -> int:
-        return max((e.streak or 0 for e in self.evaluations if e.warmup is False), default=0)
+        return self.evaluations.longest_streak()
 
     @cached_property
     def streak_steps(self) -> list[int]:
         """Steps of the current (or final) non-improving run after warmup."""
-        return [e.step for e in self.evaluations[self.final.evals - self.final.streak:self.final.evals]]
+        return self.evaluations.steps[self.final.evals - self.final.streak:self.final.evals]
 
     @property
     def marked_streak(self) -> list[int]:
@@ -210,7 +326,7 @@ class Analysis:
             return self.halt_step
         if self.total_steps is not None:
             return self.total_steps
-        return self.evaluations[-1].step if self.evaluations else None
+        return self.evaluations.steps[-1] if self.evaluations else None
 
     @property
     def history_complete(self) -> bool:
@@ -222,12 +338,12 @@ class Analysis:
 
     def what_if(self, settings: es.Settings) -> WhatIf:
         """The recorded history replayed under ``settings``, against what really happened."""
-        points = [(e.step, e.eval_loss, e.missing) for e in self.evaluations]
-        evaluations, final = replay(points, settings)
-        last = points[-1][0] if points else None
+        steps = self.evaluations.steps
+        final = es.fold(self.evaluations.values, settings).final
+        last = steps[-1] if steps else None
 
         def step(i: int | None) -> int | None:
-            return None if i is None else evaluations[i - 1].step
+            return None if i is None else steps[i - 1]
 
         if final.stopped:
             conclusive, run = True, step(final.halt_i)
@@ -310,7 +426,7 @@ def analyse(job: dict[str, Any], rows: Iterable[dict[str, Any]], *, sent: dict[s
         typed = typed_job(job)  # a server's "0.42" for a number is read as 0.42; garbage as absent
     job = typed
     total = job.get("total_steps") if isinstance(job.get("total_steps"), int) else None
-    points = eval_points(rows, total_steps=total, n_evals=job.get("n_evals"), eval_steps=job.get("eval_steps"))
+    columns = eval_columns(rows, total_steps=total, n_evals=job.get("n_evals"), eval_steps=job.get("eval_steps"))
     enabled = early_stopping_on(job, sent)
     if override is not None:
         settings, source = override, GIVEN
@@ -320,22 +436,14 @@ def analyse(job: dict[str, Any], rows: Iterable[dict[str, Any]], *, sent: dict[s
         source = RECORDED
     else:
         settings, source = es.Settings(), ASSUMED
-    evaluations, final = replay(points, settings)
+    evaluations, final = replay(columns, settings)
     return Analysis(evaluations, settings, source, enabled, final, total, dict(job))
 
 
-def replay(points: list[tuple[int, float, bool]], settings: es.Settings) -> tuple[list[Evaluation], es.State]:
-    """Each evaluation with the rule's reading of it (``es.trail``, the one fold); the last state.
-    Evaluations after a halt are kept, unread."""
-    out: list[Evaluation] = []
-    state, warmup = es.INITIAL, settings.warmup_evals
-    for (step, value, missing), after in zip(points, es.trail((p[1] for p in points), settings)):
-        i = after.evals
-        out.append(Evaluation(i, step, value, missing, state.best_value, after.improved, i <= warmup, after.streak))
-        state = after
-    out.extend(Evaluation(i, step, value, missing) for i, (step, value, missing) in
-               enumerate(points[len(out):], len(out) + 1))
-    return out, state
+def replay(columns: Columns, settings: es.Settings) -> tuple[Evaluations, es.State]:
+    """Each evaluation with the rule's reading of it (``es.fold``, the one fold); the last state."""
+    reading = es.fold(columns.values, settings)
+    return Evaluations(columns, reading, settings.warmup_evals), reading.final
 
 
 @dataclass(frozen=True)

@@ -93,43 +93,102 @@ def improves(best: float, value: float, min_delta: float) -> bool:
     return exact_difference(best, value) > exact(min_delta)
 
 
-def advance(state: State, value: float, settings: Settings) -> State:
-    """Consume one evaluation. After a halt, further values are irrelevant (§4.5) and ignored."""
-    evals, best_i, best_value, streak, _, stopped, _, _ = state  # one unpack: this runs per evaluation
+class Reading(NamedTuple):
+    """The rule's whole reading of a history, in two pieces: the evaluations that counted as
+    improvements, and the last state. Everything else about each evaluation follows from these
+    (its best before, its streak: ``trail``), so a 100,000-evaluation history costs one list of
+    the (few) improvements instead of 100,000 states."""
+
+    improvements: list[int]  # 1-based indices, ascending
+    final: State
+
+
+def fold(values: Iterable[float], settings: Settings, state: State = INITIAL) -> Reading:
+    """THE rule: consume ``values`` after ``state``, up to and including a halt (values after a halt
+    are irrelevant, §4.5, and not read). ``advance``, ``trail`` and ``replay`` are this fold.
+
+    One tight loop, nothing made per evaluation: a streak is the distance from where it started
+    (the last post-warmup improvement, else the end of warmup), so the loop keeps only the
+    evaluation at which the current streak reaches patience, and a halt is ``i == deadline``.
+    """
+    evals, best_i, best_value, streak, _, stopped, _, _ = state
     if stopped:
-        return state
-    i = evals + 1
-    if not math.isfinite(value):  # R7: always, warmup or not
-        return State(i, best_i, best_value, streak, False, True, NON_FINITE_EVAL_LOSS, i)
-    # Compare with the previous best *before* updating it (§8: updating first is the ordering bug other libraries shipped).
-    delta = settings.min_delta
-    improved = best_value is None or (value < best_value if delta == 0 else improves(best_value, value, delta))
-    if improved:
-        best_i, best_value = i, value
-    if i <= settings.warmup_evals:  # warmup may set the best, never counts
-        return State(i, best_i, best_value, 0, improved)
-    streak = 0 if improved else streak + 1
-    if streak >= settings.patience:  # R8: stop on the P-th
-        return State(i, best_i, best_value, streak, False, True, PATIENCE_EXHAUSTED, i)
-    return State(i, best_i, best_value, streak, improved)
+        return Reading([], state)
+    values = values if type(values) is list else list(values)
+    if not values:
+        return Reading([], state)
+    patience, delta, warmup = settings.patience, settings.min_delta, settings.warmup_evals
+    cut = _finite_prefix(values)  # R7 is decided here, at C speed: the loop sees finite values only
+    start = max(evals - streak, warmup)  # the evaluation after which the current streak counts
+    deadline = start + patience
+    best = math.inf if best_value is None else best_value  # R4: anything finite is below it
+    improvements: list[int] = []
+    i = evals
+    for value in (values if cut == len(values) else values[:cut]):
+        i += 1
+        # Compared with the previous best *before* updating it (§8: updating first is the ordering bug other libraries shipped).
+        if value < best if delta == 0 else (best_i is None or improves(best, value, delta)):
+            best_i, best = i, value
+            improvements.append(i)
+            if i > warmup:  # warmup may set the best, never counts (R5, R6)
+                deadline = i + patience
+        elif i >= deadline:  # R8: stop on the P-th non-improving evaluation after warmup
+            return Reading(improvements, State(i, best_i, best, i - deadline + patience, False, True,
+                                               PATIENCE_EXHAUSTED, i))
+    start = deadline - patience
+    kept = None if best_i is None else best
+    if cut < len(values):  # R7: a NaN/±inf halts at once, warmup or not; the streak stays as it was
+        return Reading(improvements, State(i + 1, best_i, kept, max(0, i - start), False, True,
+                                           NON_FINITE_EVAL_LOSS, i + 1))
+    return Reading(improvements, State(i, best_i, kept, max(0, i - start), bool(improvements) and improvements[-1] == i))
+
+
+def _finite_prefix(values: list[float]) -> int:
+    """How many values come before the first NaN/±inf (all of them: ``len``). A sum is non-finite
+    whenever a term is, so the common case is one C-level pass; only then (or on an overflow) scan."""
+    if math.isfinite(sum(values)):
+        return len(values)
+    isfinite = math.isfinite
+    for k, value in enumerate(values):
+        if not isfinite(value):
+            return k
+    return len(values)
+
+
+def advance(state: State, value: float, settings: Settings) -> State:
+    """Consume one evaluation (the simulator feeds a run this way, a wait follows one). After a
+    halt, further values are irrelevant (§4.5) and ignored: the state is returned as it is."""
+    return fold((value,), settings, state).final
+
+
+def states(values: Sequence[float], reading: Reading, settings: Settings) -> Iterator[State]:
+    """The state after each evaluation of a history read from ``INITIAL`` (``reading`` is
+    ``fold(values, settings)``): the fold's own states, rebuilt from its improvements."""
+    final, warmup = reading.final, settings.warmup_evals
+    marks = iter(reading.improvements)
+    mark = next(marks, None)
+    best_i = best_value = None
+    start = warmup
+    for i in range(1, final.evals if final.stopped else final.evals + 1):
+        improved = i == mark
+        if improved:
+            best_i, best_value, mark = i, values[i - 1], next(marks, None)
+            if i > warmup:
+                start = i
+        yield State(i, best_i, best_value, i - start if i > start else 0, improved)
+    if final.stopped:
+        yield final
 
 
 def trail(values: Iterable[float], settings: Settings) -> Iterator[State]:
     """The state after each evaluation, up to and including the halt."""
-    state = INITIAL
-    for value in values:
-        state = advance(state, value, settings)
-        yield state
-        if state.stopped:
-            return
+    values = values if type(values) is list else list(values)
+    return states(values, fold(values, settings), settings)
 
 
 def replay(values: Iterable[float], settings: Settings) -> State:
-    """The decision over a whole history (the last state of ``trail``)."""
-    state = INITIAL
-    for state in trail(values, settings):
-        pass
-    return state
+    """The decision over a whole history."""
+    return fold(values, settings).final
 
 
 def improvement_threshold(state: State, settings: Settings) -> Decimal | None:

@@ -321,10 +321,12 @@ def metrics_json(job_id: str | None, analysis: Analysis) -> dict[str, Any]:
     "failure"}`` (docs/contract.md; ``failure``: README, "JSON output")."""
     from ftctl.wire import failure
 
+    columns = analysis.evaluations  # read as columns: no Evaluation made per row
     return {
         "job_id": job_id,
-        "evaluations": [{"eval": e.eval, "step": e.step, "eval_loss": e.eval_loss} for e in analysis.evaluations],
+        "evaluations": [{"eval": i, "step": step, "eval_loss": value} for i, step, value in
+                        zip(range(1, len(columns.steps) + 1), columns.steps, columns.values)],
         "early_stopping": analysis.early_stopping(),
-        "missing_eval_loss_steps": [e.step for e in analysis.evaluations if e.missing],
+        "missing_eval_loss_steps": columns.missing_steps,
         "failure": failure(analysis.job),
     }

@@ -57,7 +57,7 @@ def plainly_valid(shape: str, items: list[Any]) -> bool:
     allowed = SHAPES[shape].get
     required = _REQUIRED[shape]
     for item in items:
-        if type(item) is not dict:
+        if not isinstance(item, dict):  # a dict subclass (wire.Encoded) reads like one
             return False
         for name, value in item.items():  # the fields an item has (4 of a metrics row's 7), not all
             types = allowed(name)
@@ -76,7 +76,8 @@ def already_typed(shape: str, data: Any) -> dict[str, Any] | None:
     """A copy of ``data`` when it is already what ``models.typed`` would make of it (plainly valid,
     every number field's value a float where the model says float, no nested events to fill in),
     so a reading needs no pydantic; None: ask ``models.typed``."""
-    if type(data) is not dict or not plainly_valid(shape, [data]) or data.get("events"):
+    # isinstance: the simulator's jobs are wire.Encoded, a dict that keeps its JSON text
+    if not isinstance(data, dict) or not plainly_valid(shape, [data]) or data.get("events"):
         return None
     fields = SHAPES[shape]
     if any(type(data.get(name)) is int for name, types in fields.items() if types is FLOAT):

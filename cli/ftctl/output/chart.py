@@ -18,7 +18,7 @@ import bisect
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from ftctl.output.numbers import fmt_loss
 
@@ -191,9 +191,10 @@ def render(steps: Sequence[int], values: Sequence[float], *, best_step: int | No
         chart.add("(no evaluations yet)")
         return chart
     height = max(3, height)
-    finite = [v for v in values if math.isfinite(v)]
+    all_finite = math.isfinite(sum(values))  # one C-level pass (an overflow only takes the long way)
+    finite = [min(values), max(values)] if all_finite else [v for v in values if math.isfinite(v)]
     finite += [v for _, v in train if math.isfinite(v)]
-    y = YScale.of(finite, height)
+    y = YScale.of(finite, height)  # reads only the lowest and the highest
     # Y axis labels at the top, bottom and a few rows between.
     label_rows = {0, height - 1} | {round(k * (height - 1) / 4) for k in range(1, 4)} if height >= 9 else {0, height - 1}
     label_w = max(len(y.label(r)) for r in label_rows)
@@ -225,27 +226,32 @@ def render(steps: Sequence[int], values: Sequence[float], *, best_step: int | No
         for c, (total, n) in sums.items():
             put(y.unit_row(total / n), c, g.train, "train")
 
-    # Evaluations bucketed by column: (min, max, count, last index) of the finite ones.
+    # Evaluations bucketed by column: (min, max, count, last index) of the finite ones. Steps
+    # ascend, so each column holds a run of them, found by bisection: one pass per column, at C
+    # speed, however many evaluations (100,000 onto ~90 columns).
     warmup, streak = set(warmup_steps), set(streak_steps)
     buckets: dict[int, list] = {}
     gaps: list[tuple[int, float]] = []
     isfinite, last_col = math.isfinite, plot_w - 1
-    for i, (step, value) in enumerate(zip(steps, values)):  # the hot loop: one pass, nothing called
+
+    def column_of(step: float) -> int:  # col(), inlined for the bisections
         c = int((step - x0) * x_scale + 0.5)
-        c = 0 if c < 0 else last_col if c > last_col else c
-        if not isfinite(value):
-            gaps.append((c, value))
-            continue
-        b = buckets.get(c)
-        if b is None:
-            buckets[c] = [value, value, 1, i]
+        return 0 if c < 0 else last_col if c > last_col else c
+
+    count, j = len(steps), 0
+    while j < count:
+        c = column_of(steps[j])
+        k = bisect.bisect_right(steps, c, lo=j, key=column_of)
+        run = values[j:k]
+        if all_finite or isfinite(sum(run)):
+            buckets[c] = [min(run), max(run), k - j, k - 1]
         else:
-            if value < b[0]:
-                b[0] = value
-            elif value > b[1]:
-                b[1] = value
-            b[2] += 1
-            b[3] = i
+            kept = [i for i in range(j, k) if isfinite(values[i])]
+            gaps += [(c, values[i]) for i in range(j, k) if not isfinite(values[i])]
+            if kept:
+                finite_run = [values[i] for i in kept]
+                buckets[c] = [min(finite_run), max(finite_run), len(kept), kept[-1]]
+        j = k
     columns = sorted(buckets)
     # Links between neighbouring columns, interpolated; never across a non-finite value.
     gap_cols = {c for c, _ in gaps}
@@ -296,9 +302,6 @@ def render(steps: Sequence[int], values: Sequence[float], *, best_step: int | No
     # nearest to it; after an early halt, the steps that were not run.
     not_run = halt_step is not None and x_max is not None and x_max > halt_step and col(halt_step) < plot_w - 1
     if warmup or streak or not_run:
-        lo_c, hi_c = 0, plot_w - 1  # col() inlined: this runs once per evaluation
-        eval_cols = [lo_c if c < lo_c else hi_c if c > hi_c else c
-                     for c in [int((s - x0) * x_scale + 0.5) for s in steps]]
         band: list[tuple[str, str | None]] = [(" ", None)] * plot_w
         if not_run:
             start = col(halt_step) + 1
@@ -309,10 +312,10 @@ def render(steps: Sequence[int], values: Sequence[float], *, best_step: int | No
                 fill[at:at + len(label)] = list(label)
             for c, ch in enumerate(fill, start):
                 band[c] = (ch, STYLES["not_run"])
-        first, last_c = eval_cols[0], eval_cols[-1]
-        for c in range(plot_w):
-            k = bisect.bisect_left(eval_cols, c)
-            if k == len(eval_cols) or (k > 0 and c - eval_cols[k - 1] <= eval_cols[k] - c):
+        first, last_c = column_of(steps[0]), column_of(steps[-1])
+        for c in range(plot_w):  # the evaluation nearest each column, by bisection of the steps' columns
+            k = bisect.bisect_left(steps, c, key=column_of)
+            if k == count or (k > 0 and c - column_of(steps[k - 1]) <= column_of(steps[k]) - c):
                 k -= 1
             spacing = max(1, (last_c - first) // max(1, len(steps) - 1))
             if c < first - spacing // 2 or c > last_c:
@@ -341,13 +344,12 @@ def from_analysis(analysis: Analysis, *, train: Sequence[tuple[int, float]] = ()
                   height: int = HEIGHT, unicode: bool = True) -> Chart:
     """The chart of a job's evaluations with its best and halt markers and a legend in words."""
     g = UNICODE if unicode else ASCII
-    evaluations = analysis.evaluations
-    steps = [e.step for e in evaluations]
-    values = [e.eval_loss for e in evaluations]
+    evaluations = analysis.evaluations  # its columns: no Evaluation is made for a chart
+    steps, values = evaluations.steps, evaluations.values
     best_value = analysis.best_eval_loss
     best_step = analysis.best_step if best_value is not None else None
     halt = analysis.halt_step
-    warmup = [e.step for e in evaluations if e.warmup]
+    warmup = steps[:min(evaluations.warmup, evaluations.read)]
     streak = analysis.marked_streak
     return render(steps, values, best_step=best_step, best_value=best_value, halt_step=halt,
                   warmup_steps=warmup, streak_steps=streak, train=train, x_max=analysis.total_steps,
@@ -384,7 +386,7 @@ def legend(analysis: Analysis, g: Glyphs = UNICODE, *, train: bool = False, warm
         key.append(f"{g.warmup}{g.warmup_band} warmup")
     if streak:
         key.append(f"{g.streak}{g.streak_band} non-improving streak")
-    if any(not math.isfinite(e.eval_loss) for e in analysis.evaluations):
+    if analysis.evaluations.non_finite:
         key.append(f"{g.gap} non-finite")
     if train:
         key.append(f"{g.train} train loss")
@@ -416,7 +418,7 @@ def series_from(label: str, analysis: Analysis, *, unicode: bool = True) -> Seri
     g = UNICODE if unicode else ASCII
     words = legend(analysis, g)[0]
     best_value = analysis.best_eval_loss
-    return Series(label, [e.step for e in analysis.evaluations], [e.eval_loss for e in analysis.evaluations],
+    return Series(label, analysis.evaluations.steps, analysis.evaluations.values,
                   analysis.best_step if best_value is not None else None, best_value, analysis.halt_step,
                   analysis.total_steps, words)
 
@@ -456,17 +458,7 @@ def render_many(series: Sequence[Series], *, width: int = 100, height: int = HEI
     per_series = []
     for n, s in enumerate(drawn):
         style = SERIES_STYLES[n % len(SERIES_STYLES)]
-        buckets: dict[int, list] = {}
-        for i, (step, value) in enumerate(zip(s.steps, s.values)):
-            if not math.isfinite(value):
-                continue
-            c = col(step)
-            b = buckets.get(c)
-            if b is None:
-                buckets[c] = [value, value, i]
-            else:
-                b[0], b[1], b[2] = min(b[0], value), max(b[1], value), i
-        per_series.append((s, marks[n % len(marks)], style, buckets))
+        per_series.append((s, marks[n % len(marks)], style, _buckets(s.steps, s.values, col)))
     for s, _, style, buckets in per_series:  # links first: every run's points go over every link
         columns = sorted(buckets)
         for a, b in zip(columns, columns[1:]):
@@ -479,9 +471,10 @@ def render_many(series: Sequence[Series], *, width: int = 100, height: int = HEI
         for c, (lo, hi, _) in buckets.items():
             for r in {row(lo), row(hi)}:
                 put(r, c, mark, style)
-        for step, value in zip(s.steps, s.values):
-            if not math.isfinite(value):
-                put(height - 1 if value < 0 else 0, col(step), g.gap, "bold magenta")
+        if not math.isfinite(sum(s.values)):  # a gap mark for each NaN/±inf (an overflow finds none)
+            for step, value in zip(s.steps, s.values):
+                if not math.isfinite(value):
+                    put(height - 1 if value < 0 else 0, col(step), g.gap, "bold magenta")
     for s, _, style, _ in per_series:
         if s.halt_step is not None:
             k = bisect.bisect_left(s.steps, s.halt_step)
@@ -524,3 +517,22 @@ def render_many(series: Sequence[Series], *, width: int = 100, height: int = HEI
     key = f"{g.best} best  {g.halt} halt  {g.not_run} steps not run (refunded)"
     chart.add(" " * (label_w + 2) + key)
     return chart
+
+
+def _buckets(steps: Sequence[int], values: Sequence[float], col: Callable[[float], int]) -> dict[int, list]:
+    """Each column's [lowest, highest, index of the last] finite value of one run. Steps ascend, so
+    a column holds a run of them, found by bisection: a pass per column, not a call per value."""
+    buckets: dict[int, list] = {}
+    isfinite = math.isfinite
+    n, j = len(steps), 0
+    while j < n:
+        c = col(steps[j])
+        k = bisect.bisect_right(steps, c, lo=j, key=col)
+        run, last = values[j:k], k - 1
+        if not isfinite(sum(run)):
+            kept = [i for i in range(j, k) if isfinite(values[i])]
+            run, last = [values[i] for i in kept], (kept[-1] if kept else -1)
+        if run:
+            buckets[c] = [min(run), max(run), last]
+        j = k
+    return buckets

@@ -95,7 +95,7 @@ def explain(a: Analysis, *, unicode: bool = True, failure: bool = True) -> list[
     failed = _failed(a) if failure else None
     if failed:
         lines.insert(0, failed)
-    missing = [e.step for e in a.evaluations if e.missing]
+    missing = a.evaluations.missing_steps
     if missing:
         shown = ", ".join(map(str, missing[:5])) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         lines.append(Line(0, f"The metrics history has no usable eval_loss at step {shown}; ftctl reads a missing "
@@ -159,18 +159,21 @@ def _patience(a: Analysis) -> list[Line]:
 
 
 def _trail(a: Analysis, threshold: str) -> list[Line]:
-    """The streak that ended the run, one evaluation per line."""
+    """The streak that ended the run, one evaluation per line (a long one: its head and tail)."""
     p = a.settings.patience
-    streak = [e for e in a.evaluations[a.final.evals - a.final.streak:a.final.evals]]
-    step_w = max((len(str(e.step)) for e in streak), default=0)
-    value_w = max((len(fmt_loss(e.eval_loss)) for e in streak), default=0)
+    first, end = a.final.evals - a.final.streak, a.final.evals
+    steps, values = a.evaluations.steps[first:end], a.evaluations.values[first:end]
+    n = len(steps)
+    step_w = max(len(str(steps[0])), len(str(steps[-1]))) if steps else 0  # ascending: the widest is an end
+    value_w = max(map(len, map(fmt_loss, values)), default=0)
     out = []
-    for k, e in enumerate(streak, 1):
-        if len(streak) > TRAIL_HEAD + TRAIL_TAIL + 1 and TRAIL_HEAD < k <= len(streak) - TRAIL_TAIL:
+    for k in range(1, n + 1):
+        if n > TRAIL_HEAD + TRAIL_TAIL + 1 and TRAIL_HEAD < k <= n - TRAIL_TAIL:
             if k == TRAIL_HEAD + 1:
-                out.append(Line(4, f"... {len(streak) - TRAIL_HEAD - TRAIL_TAIL} more evaluations, none below "
+                out.append(Line(4, f"... {n - TRAIL_HEAD - TRAIL_TAIL} more evaluations, none below "
                                    f"{threshold} ..."))
             continue
+        e = a.evaluations[first + k - 1]
         end = " -> halt" if a.final.stopped and e.eval == a.final.halt_i else ""
         out.append(Line(4, f"step {str(e.step).ljust(step_w)}  eval_loss {fmt_loss(e.eval_loss).ljust(value_w)}  "
                            f"not below {threshold}   ({k} of {p}){end}"))
@@ -182,9 +185,7 @@ def _boundaries(a: Analysis) -> list[Line]:
     d = a.settings.min_delta
     delta = es.exact(d)
     found = []
-    for e in a.evaluations:
-        if e.improved is not False or e.best_before is None or not math.isfinite(e.eval_loss):
-            continue
+    for e in a.evaluations.near_best():  # a float pre-filter: the decision below is in exact decimals
         gap = es.exact_difference(e.best_before, e.eval_loss)
         if gap == delta:
             if d == 0:

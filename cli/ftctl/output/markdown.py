@@ -106,18 +106,22 @@ def points(a: Analysis, max_points: int = MAX_POINTS) -> list[int]:
         if at is not None:
             keep.add(at - 1)
     buckets = (max_points - len(keep)) // 2
-    evaluations = a.evaluations
+    values = a.evaluations.values  # the column: no Evaluation made for the 100,000 not drawn
     for b in range(buckets):
         lo, hi = b * n // buckets, (b + 1) * n // buckets
         if hi <= lo:
             continue
-        stretch = range(lo, hi)
-        finite = [i for i in stretch if math.isfinite(evaluations[i].eval_loss)]
+        stretch = values[lo:hi]
+        if math.isfinite(sum(stretch)):  # all finite: the first lowest and highest, at C speed
+            keep.add(lo + stretch.index(min(stretch)))
+            keep.add(lo + stretch.index(max(stretch)))
+            continue
+        finite = [i for i in range(lo, hi) if math.isfinite(values[i])]
         if not finite:
             keep.add(lo)
             continue
-        keep.add(min(finite, key=lambda i: evaluations[i].eval_loss))
-        keep.add(max(finite, key=lambda i: evaluations[i].eval_loss))
+        keep.add(min(finite, key=values.__getitem__))
+        keep.add(max(finite, key=values.__getitem__))
     return sorted(keep)[:max_points] if len(keep) > max_points else sorted(keep)
 
 
@@ -179,7 +183,7 @@ def caption(a: Analysis) -> str:
     if shown < n:
         text += (f" {shown} of {n} evaluations drawn (each stretch's lowest and highest, the best and the halt); "
                  "`ftctl metrics ID --json` has them all.")
-    if any(not math.isfinite(e.eval_loss) for e in a.evaluations):
+    if a.evaluations.non_finite:
         text += " Non-finite values are drawn on the chart's top (NaN, +inf) or bottom (-inf) edge."
     return f"<sub>{_inline(text)}</sub>"
 
