@@ -270,6 +270,38 @@ def download_cases(env: dict[str, str], tmp: Path, url: str) -> list[Case]:
     ]
 
 
+def upload_rows(env: dict[str, str], tmp: Path, url: str, data: Path, repeat: int, floor: float) -> list[Measured]:
+    """``ftctl files upload`` of ``data`` through sim serve on loopback (``--no-check``: the transfer;
+    the offline check has its own row), next to ``cp`` of the same bytes. The uploaded file is
+    deleted after each run, untimed, so that every run sends the bytes (identical bytes already
+    there are not sent again)."""
+    api = {**env, "TOGETHER_API_KEY": "bench-key"}
+    remote = ["--backend", "together", "--base-url", url]
+    argv = FTCTL + ["files", "upload", str(data), "--no-check", "-q", *remote]
+    runs, peaks, cpus = [], [], []
+    for attempt in range(repeat + 1):  # the first warms the caches, not counted
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=api)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        file_id = proc.stdout.read().decode().strip()
+        if os.waitstatus_to_exitcode(status) != 0 or not file_id:
+            raise SystemExit(f"benchmark upload failed: {proc.stderr.read().decode()}")
+        subprocess.run(FTCTL + ["files", "delete", file_id, "--yes", *remote], env=api, check=True,
+                       capture_output=True)
+        if attempt:
+            runs.append(elapsed)
+            peaks.append(usage.ru_maxrss / 1024)
+            cpus.append(usage.ru_utime + usage.ru_stime)
+    size = data.stat().st_size
+    upload = Measured(Case(f"ftctl files upload ({size / 2**20:,.0f} MiB, --no-check, sim serve on loopback)",
+                           argv, None, 100, size_bytes=size), runs, max(peaks), statistics.median(cpus) * 1000, floor)
+    copy_runs, copy_peak, copy_cpu = runs_of(["cp", str(data), str(tmp / "copied.jsonl")], env, repeat)
+    copy = Measured(Case(f"... cp of the same {size / 2**20:,.0f} MiB (for comparison)", [], None, raw=True,
+                         size_bytes=size), copy_runs, copy_peak, copy_cpu * 1000, floor)
+    return [upload, copy]
+
+
 def wait_cpu_per_poll(env: dict[str, str], tmp: Path, jobs: int = 20, rounds: int = 10) -> str:
     """``ftctl wait`` on ``jobs`` running jobs for ``rounds`` polls of each: the process's CPU time
     (user + system) per round and per job poll, start-up included once."""
@@ -524,6 +556,8 @@ def main() -> int:
         print("setting up jobs ...", file=sys.stderr)
         check_mib = args.check_mib or (64 if args.quick else 1024)
         cases, jobs = build_cases(env, tmp, args.quick, check_mib)
+        upload_data = tmp / "upload.jsonl"
+        conversations_file(upload_data, 64 if args.quick else 256)
         server = start_server(env, tmp, (64 if args.quick else 512) * 1024 * 1024)
         cases += download_cases(env, tmp, server[1])
         if not args.quick:
@@ -542,6 +576,8 @@ def main() -> int:
             runs, peak, cpu = runs_of(case.argv if case.raw else FTCTL + case.argv, run_env,
                                       min(repeat, case.repeat or repeat))
             results.append(Measured(case, runs, peak, cpu * 1000, floor.quiet))
+        print("  files upload through sim serve ...", file=sys.stderr)
+        results += upload_rows(env, tmp, server[1], upload_data, min(repeat, 3), floor.quiet)
         pairs: list[list[Measured]] = []
         polls: list[str] = []
         served_rows: list[str] = []
