@@ -492,12 +492,18 @@ def checkpoints(plan: Plan, phases: Phases, t: float, summary: dict[str, Any], *
     a better one replaces it, so only the current best is listed."""
     done = phases.steps_at(t)
     scheduled = set(plan.checkpoint_every)
-    trail = visible_trail(plan, done)
-    best = plan.eval_steps[trail[-1].best_i - 1] if trail and trail[-1].best_i else None
+    improvements = known_improvements(plan, summary)
+    if done >= phases.run_steps:  # the whole run was seen: the rule's last state, stored
+        last = improvements[1]
+    else:
+        trail = visible_trail(plan, done)
+        last = trail[-1] if trail else None
+    best = plan.eval_steps[last.best_i - 1] if last is not None and last.best_i else None
     keep = scheduled | ({best} if best is not None and best < plan.total_steps else set())
-    saves = [e for e in events(plan, phases, t, model="", job_id=job_id,
-                               improvements=known_improvements(plan, summary))
-             if e["type"] == "checkpoint_save" and e["step"] in keep]
+    # the saves of the log, only those kept made into objects (100,000 saves: a handful kept)
+    pieces = _pieces(plan, phases, t, model="", job_id=job_id, improvements=improvements)
+    saves = [json.loads(text) for piece in pieces if type(piece) is _Saves
+             for text in piece.form.texts([step for step in piece.steps if step in keep])]
     rows = [{"step": e["step"], "path": e["checkpoint_path"], "created_at": e["created_at"],
              "checkpoint_type": f"Intermediate (step {e['step']})", "checkpoint": "model"}
             for e in reversed(saves)]
