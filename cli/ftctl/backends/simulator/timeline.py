@@ -404,9 +404,9 @@ class _SaveForm:
         # an instant run (infinite speed) saves everything at one instant: format it once
         times = repeat(iso(start)) if per_step == 0 else map(iso, [start + s * per_step for s in steps])
         return [f'{{"object":"fine-tune-event","created_at":"{at}","type":"checkpoint_save","level":"info",'
-                f'"message":"Checkpoint saved at step {s}{middle}{s}","model_path":"","training_offset":0,'
-                f'"hash":"{sha(key + b"%d" % s).hexdigest()[:32]}","step":{s},"token_count":{s * TOKENS_PER_STEP}}}'
-                for s, at in zip(steps, times)]
+                f'"message":"Checkpoint saved at step {n}{middle}{n}","model_path":"","training_offset":0,'
+                f'"hash":"{sha(key + n.encode()).hexdigest()[:32]}","step":{n},"token_count":{s * TOKENS_PER_STEP}}}'
+                for s, n, at in zip(steps, map(str, steps), times)]
 
 
 def _field(name: str, values: dict[str, Any]) -> str:
