@@ -84,16 +84,21 @@ del _name
 class Rows:
     """A long list of wire objects made as they are read (100,000 simulated events), each time it
     is iterated: ``--json`` writes them a chunk at a time, so they never sit in memory together.
-    Anything that needs a real list (``--fields``, a server's answer) takes ``list(rows)``."""
+    Anything that needs a real list (``--fields``, an indented answer) takes ``list(rows)``."""
 
-    __slots__ = ("_make", "eval_columns")
+    __slots__ = ("_make", "eval_columns", "texts")
 
     def __init__(self, make: Callable[[], Iterable[Any]],
-                 eval_columns: Callable[[], tuple[Sequence[int], Sequence[float]]] | None = None) -> None:
+                 eval_columns: Callable[[], tuple[Sequence[int], Sequence[float]]] | None = None,
+                 texts: Callable[[], Iterable[str]] | None = None) -> None:
         self._make = make
         # metrics rows: their eval rows' steps and eval/loss values as two columns, when the maker
         # has them (the simulator): a reading then needs no row dicts at all
         self.eval_columns = eval_columns
+        # the same items as compact JSON, in pieces of one or more items joined by "," (exactly what
+        # encoding them would give), when the maker can write that directly (the simulator's
+        # events): the compact list is then written with no object made
+        self.texts = texts
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._make())
@@ -157,6 +162,8 @@ def strict(value: Any) -> Any:
 
 def dumps(value: Any, *, pretty: bool = False) -> str:
     if isinstance(value, Rows):
+        if value.texts is not None and not pretty:
+            return "[" + ",".join(filter(None, value.texts())) + "]"
         value = list(value)
     if not pretty:
         if isinstance(value, Encoded):
@@ -202,6 +209,16 @@ def write(stream: IO[str], value: Any, *, pretty: bool = False) -> None:
         stream.write(dumps(value, pretty=pretty) + "\n")
         return
     stream.write("[")
+    if isinstance(value, Rows) and value.texts is not None:
+        first = True
+        for piece in value.texts():
+            if piece:
+                if not first:
+                    stream.write(",")
+                stream.write(piece)
+                first = False
+        stream.write("]\n")
+        return
     items = iter(value)
     first = True
     while chunk := list(islice(items, CHUNK)):

@@ -184,9 +184,12 @@ class Simulator:
     def events(self, job_id: str) -> Rows:
         """Made as they are read (``wire.Rows``): 100,000 events are never all in memory at once."""
         view = _View(self._get(job_id))
-        t, _ = self.clock(), view.plan  # the plan now: a damaged row fails before anything is written
-        return Rows(lambda: timeline.event_stream(view.plan, view.phases, t, model=view.record.body.get("model") or "",
-                                                  job_id=view.record.id))
+        t, plan = self.clock(), view.plan  # the plan now: a damaged row fails before anything is written
+        made = dict(model=view.record.body.get("model") or "", job_id=view.record.id,
+                    improvements=timeline.known_improvements(plan, view.record.summary))
+        # --json (and the server) write the log as text, with no event object made
+        return Rows(lambda: timeline.event_stream(plan, view.phases, t, **made),
+                    texts=lambda: timeline.event_texts(plan, view.phases, t, **made))
 
     def checkpoints(self, job_id: str) -> list[Wire]:
         view = _View(self._get(job_id))
@@ -199,7 +202,7 @@ class Simulator:
         filters = dict(
             time_from=None if query.logged_at_from is None else _time(query.logged_at_from),
             time_to=None if query.logged_at_to is None else _time(query.logged_at_to))
-        view.plan  # noqa: B018 (now: a damaged row fails before anything is written)
+        view.plan.eval_loss  # noqa: B018 (now: a damaged row fails before anything is written)
         return Rows(lambda: timeline.metric_stream(
             view.plan, view.phases, t,
             learning_rate=body.get("learning_rate", 1e-5), scheduler=body.get("lr_scheduler") or {},
@@ -417,7 +420,7 @@ class _View:
             spe = body["_steps_per_epoch"]
             self._plan = timeline.make_plan(
                 n_epochs=n_epochs, steps_per_epoch=spe, n_evals=body.get("n_evals") or 0,
-                eval_loss=self.record.eval_loss, settings=settings,
+                eval_loss=lambda: self.record.eval_loss, settings=settings,
                 fail_at=scenarios.fail_step(None if scenario is None else Scenario.from_json(scenario),
                                             n_epochs * spe),
                 n_checkpoints=body.get("n_checkpoints") or 1, seed=self.record.seed)
@@ -425,7 +428,8 @@ class _View:
 
     def events(self, t: float) -> list[Wire]:
         return timeline.events(self.plan, self.phases, t, model=self.record.body.get("model") or "",
-                               job_id=self.record.id)
+                               job_id=self.record.id,
+                               improvements=timeline.known_improvements(self.plan, self.record.summary))
 
     def job(self, t: float, *, full: bool) -> Wire:
         r, p, body = self.record, self.phases, self.record.body

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from operator import itemgetter
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from itertools import repeat
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ftctl import early_stopping as es
-from ftctl.wire import LazyEncoded
+from ftctl.wire import CHUNK, LazyEncoded, dumps
 
 # How long the phases around training last, in step-equivalents (so they scale with the speed).
 PENDING, QUEUED, DOWNLOAD, UPLOAD, CANCEL = 2, 2, 2, 3, 1
@@ -38,7 +39,7 @@ class Plan:
     n_epochs: int
     total_steps: int
     eval_steps: tuple[int, ...]
-    eval_loss: tuple[float, ...]
+    loss: tuple[float, ...] | Callable[[], Sequence[float]]  # the curve, or how to read it once needed
     settings: es.Settings | None  # None: early stopping disabled
     fail_at: int | None
     checkpoint_every: tuple[int, ...]  # the evenly spaced intermediate checkpoints
@@ -47,6 +48,12 @@ class Plan:
     @property
     def steps_per_epoch(self) -> float:
         return self.total_steps / self.n_epochs
+
+    @cached_property
+    def eval_loss(self) -> tuple[float, ...]:
+        """The curve, read only when something needs it: the log of a job whose summary holds its
+        improvements (``known_improvements``) does not."""
+        return self.loss if isinstance(self.loss, tuple) else tuple(self.loss())
 
     @cached_property
     def trail(self) -> list[es.State]:
@@ -75,23 +82,27 @@ class Plan:
         return improved, final
 
     def summary(self) -> dict[str, Any]:
-        """The end of the run, stored beside the job so listing never replays the curve."""
+        """The end of the run, stored beside the job so listing never replays the curve; and what
+        its event log needs of the rule (``known_improvements``): the evaluations where the best
+        improved, as runs ("1-100000"), and the rule's last state, so a read never replays it either."""
         trail = self.trail
+        rule = {"improved": _runs(s.evals for s in trail if s.improved), "rule": list(trail[-1]) if trail else None}
         final = trail[-1] if trail else es.INITIAL
         if final.stopped:
             out = es.outcome(final, self.eval_steps, self.total_steps, self.n_epochs)
             return {"run_steps": out.halt_step, "ends": "completed", "early_stopped": True,
                     "reason": out.reason, "best_step": out.best_step, "best_metric": out.best_metric,
-                    "promoted_step": out.promoted_step}
+                    "promoted_step": out.promoted_step, **rule}
         failed = self.fail_at is not None and self.fail_at < self.total_steps
         run_steps = self.fail_at if failed else self.total_steps
         best_step = self.eval_steps[final.best_i - 1] if final.best_i else None
         return {"run_steps": run_steps, "ends": "error" if failed else "completed",
                 "early_stopped": False, "reason": None, "best_step": best_step,
-                "best_metric": final.best_value, "promoted_step": None if failed else run_steps}
+                "best_metric": final.best_value, "promoted_step": None if failed else run_steps, **rule}
 
 
-def make_plan(*, n_epochs: int, steps_per_epoch: int, n_evals: int, eval_loss: list[float],
+def make_plan(*, n_epochs: int, steps_per_epoch: int, n_evals: int,
+              eval_loss: Sequence[float] | Callable[[], Sequence[float]],
               settings: es.Settings | None, fail_at: int | None, n_checkpoints: int, seed: int) -> Plan:
     from ftctl.datasets.plan import checkpoint_steps  # not imported to read a finished job
 
@@ -101,7 +112,8 @@ def make_plan(*, n_epochs: int, steps_per_epoch: int, n_evals: int, eval_loss: l
     else:
         evals = tuple(es.evaluation_step(i, total, n_evals) for i in range(1, n_evals + 1))
     every = tuple(s for s in checkpoint_steps(total, n_checkpoints) if s < total)  # the last is the final model
-    return Plan(n_epochs, total, evals, tuple(eval_loss), settings, fail_at, every, seed)
+    return Plan(n_epochs, total, evals, eval_loss if callable(eval_loss) else tuple(eval_loss), settings,
+                fail_at, every, seed)
 
 
 class Phases:
@@ -223,20 +235,6 @@ def _artifact_hash(seed: int, step: int, kind: str = "checkpoint") -> str:
     return hashlib.sha256(f"{kind}:{seed}:{step}".encode()).hexdigest()[:32]
 
 
-def _checkpoint_hasher(seed: int) -> Any:
-    """``_artifact_hash(seed, step)`` for many steps, the common prefix hashed once."""
-    import hashlib  # only when a log is made: reading a job needs no digest
-
-    prefix = hashlib.sha256(f"checkpoint:{seed}:".encode())
-
-    def digest(step: int) -> str:
-        h = prefix.copy()
-        h.update(str(step).encode())
-        return h.hexdigest()[:32]
-
-    return digest
-
-
 class _Events:
     """Makes one job's events. Every event carries every field the API's event object requires
     (Together's OpenAPI ``FineTuneEvent``; tests/fixtures/openapi/) with the value true at that
@@ -244,6 +242,7 @@ class _Events:
     "" or 0 where the event has none, as the API writes them."""
 
     def __init__(self, plan: Plan, model: str) -> None:
+        self.model = model
         self.base = {"param_count": param_count(model), "total_steps": plan.total_steps, "wandb_url": "",
                      "checkpoint_path": "", "model_path": "", "training_offset": 0, "hash": ""}
 
@@ -254,68 +253,111 @@ class _Events:
                 **fields}
 
 
-def events(plan: Plan, phases: Phases, t: float, *, model: str, job_id: str) -> list[dict[str, Any]]:
-    """The event log up to ``t``, with the API's type names, in order."""
-    return list(event_stream(plan, phases, t, model=model, job_id=job_id))
+Improvements = tuple[list[int], "es.State | None"]  # ``known_improvements``
 
 
-def event_stream(plan: Plan, phases: Phases, t: float, *, model: str, job_id: str) -> Iterator[dict[str, Any]]:
-    """``events``, made one at a time."""
-    for when, event in _all_events(plan, phases, model=model, job_id=job_id):
-        if when > t:  # they come in time order
-            break
-        yield event
+def events(plan: Plan, phases: Phases, t: float, *, model: str, job_id: str,
+           improvements: Improvements | None = None) -> list[dict[str, Any]]:
+    """The event log up to ``t``, with the API's type names, in order. ``improvements``: where the
+    saves are (``known_improvements``), which a job's stored summary spares replaying the rule for."""
+    return list(event_stream(plan, phases, t, model=model, job_id=job_id, improvements=improvements))
 
 
-def _all_events(plan: Plan, phases: Phases, *, model: str, job_id: str) -> Iterator[tuple[float, dict]]:
+def event_stream(plan: Plan, phases: Phases, t: float, *, model: str, job_id: str,
+                 improvements: Improvements | None = None) -> Iterator[dict[str, Any]]:
+    """``events``, made as they are read (a run of saves a chunk at a time, each decoded only if read)."""
+    for piece in _pieces(plan, phases, t, model=model, job_id=job_id, improvements=improvements):
+        if type(piece) is _Saves:
+            for chunk in piece.chunks():
+                yield from map(LazyEncoded, chunk)
+        else:
+            yield piece
+
+
+def event_texts(plan: Plan, phases: Phases, t: float, *, model: str, job_id: str,
+                improvements: Improvements | None = None) -> Iterator[str]:
+    """``events`` as the compact JSON ``wire.dumps`` writes for them (``wire.Rows.texts``), in pieces
+    of one or more events joined by ",": a run of saves is written as text, with no object made."""
+    for piece in _pieces(plan, phases, t, model=model, job_id=job_id, improvements=improvements):
+        if type(piece) is _Saves:
+            yield from map(",".join, piece.chunks())
+        else:
+            yield dumps(piece)
+
+
+def _pieces(plan: Plan, phases: Phases, t: float, *, model: str, job_id: str,
+            improvements: Improvements | None) -> Iterator[dict[str, Any] | _Saves]:
+    """The log up to ``t`` in time order: each event a dict, except runs of saves (``_Saves``)."""
     p = phases
     stop = p.stopped_at()
     event = _Events(plan, model)
-    timed: list[tuple[float, dict]] = [
-        (p.created, event(p.created, "job_pending", "Fine-tune request created", 0)),
-        (p.running, event(p.running, "job_start", "Job started", 0)),
-        (p.running, event(p.running, "model_downloading", f"Downloading model {model}", 0)),
-        (p.train_start, event(p.train_start, "model_download_complete", "Model downloaded", 0)),
-        (p.train_start, event(p.train_start, "training_start", "Training started", 0)),
-    ]
-    yield from (x for x in timed if x[0] <= stop)
-    for when, item in _training_events(plan, p, event, job_id=job_id):
-        if when > stop:
-            break
-        yield when, item
+    if improvements is None:
+        improvements = known_improvements(plan, None)
+    yield from _run_events(plan, p, event, min(t, stop), job_id=job_id, improvements=improvements)
     if p.cancelled:
         steps = p.steps_at(stop)
-        yield stop, event(stop, "cancel_requested", "Cancellation requested", steps)
+        if stop <= t:
+            yield event(stop, "cancel_requested", "Cancellation requested", steps)
         end = stop + CANCEL * p.step_seconds
-        yield end, event(end, "job_stopped", f"Job cancelled at step {steps} of {plan.total_steps}", steps)
+        if end <= t:
+            yield event(end, "job_stopped", f"Job cancelled at step {steps} of {plan.total_steps}", steps)
 
 
-def _training_events(plan: Plan, p: Phases, event: _Events, *, job_id: str) -> Iterator[tuple[float, dict]]:
-    improved_at, final = plan.improvements()
+def _run_events(plan: Plan, p: Phases, event: _Events, limit: float, *, job_id: str,
+                improvements: Improvements) -> Iterator[dict[str, Any] | _Saves]:
+    """The run's own events up to ``limit`` (the read's instant, or a cancel's). Times never
+    decrease along the log, so the first event past ``limit`` ends it."""
+    timed = [
+        (p.created, "job_pending", "Fine-tune request created"),
+        (p.running, "job_start", "Job started"),
+        (p.running, "model_downloading", f"Downloading model {event.model}"),
+        (p.train_start, "model_download_complete", "Model downloaded"),
+        (p.train_start, "training_start", "Training started"),
+    ]
+    for when, kind, message in timed:
+        if when > limit:
+            return
+        yield event(when, kind, message, 0)
+    improved, final = improvements
     run = p.run_steps
-    epoch_steps = {round(e * plan.steps_per_epoch): e for e in range(1, plan.n_epochs + 1)}
-    saves = improved_at | set(plan.checkpoint_every)
     start, per_step = p.train_start, p.step_seconds
-    # The fields every save shares, encoded once: a save is then one f-string, with the same keys
-    # in the same order as ``_Events`` gives every other event (the JSON an API client reads).
-    folder = json.dumps(f"s3://ftctl-sim/{job_id}/checkpoints/step-", ensure_ascii=False)[1:-1]
-    base = event.base
-    middle = (f'"param_count":{json.dumps(base["param_count"])},"total_steps":{json.dumps(base["total_steps"])},'
-              f'"wandb_url":"","checkpoint_path":"')
-    digest = _checkpoint_hasher(plan.seed)
-    for step in sorted(saves.union(epoch_steps)):  # one pass over the steps where something happens
+
+    def when_of(step: int) -> float:
+        return start + step * per_step
+
+    if plan.checkpoint_every:
+        saves = sorted(set(improved).union(plan.checkpoint_every))
+    else:
+        saves = improved  # already in order, once each
+    # up to the run's last step and to ``limit``: a save's time grows with its step
+    saves = saves[:bisect.bisect_right(saves, run)]
+    saves = saves[:bisect.bisect_right(saves, limit, key=when_of)]
+    form = _SaveForm(plan, event, job_id, start, per_step)
+    done = 0  # saves yielded so far
+    for e in range(1, plan.n_epochs + 1):  # an epoch's end comes before the save at the same step
+        step = round(e * plan.steps_per_epoch)
         if step > run:
             break
-        when = start + step * per_step
-        if step in epoch_steps:
-            e = epoch_steps[step]
-            yield when, event(when, "epoch_complete", f"Epoch {e}/{plan.n_epochs} completed", step)
-        if step in saves:  # the commonest event by far (a save at every new best): written as JSON
-            yield when, LazyEncoded(
-                f'{{"object":"fine-tune-event","created_at":"{iso(when)}","type":"checkpoint_save","level":"info",'
-                f'"message":"Checkpoint saved at step {step}",{middle}{folder}{step}","model_path":"",'
-                f'"training_offset":0,"hash":"{digest(step)}","step":{step},"token_count":{step * TOKENS_PER_STEP}}}')
-    end = p.train_end
+        before = bisect.bisect_left(saves, step, done)
+        if before > done:
+            yield _Saves(form, saves[done:before])
+            done = before
+        when = when_of(step)
+        if when > limit:
+            return
+        yield event(when, "epoch_complete", f"Epoch {e}/{plan.n_epochs} completed", step)
+    if done < len(saves):
+        yield _Saves(form, saves[done:])
+    for when, item in _ending(plan, p, event, final, job_id=job_id):
+        if when > limit:
+            return
+        yield item
+
+
+def _ending(plan: Plan, p: Phases, event: _Events, final: es.State | None, *,
+            job_id: str) -> Iterator[tuple[float, dict[str, Any]]]:
+    """The events from the last step on: a halt and its refund, then the failure or the upload."""
+    run, end = p.run_steps, p.train_end
     if final is not None and final.stopped:
         halt = plan.eval_steps[final.halt_i - 1]
         out = es.outcome(final, plan.eval_steps, plan.total_steps, plan.n_epochs)
@@ -340,6 +382,87 @@ def _training_events(plan: Plan, p: Phases, event: _Events, *, job_id: str) -> I
     yield p.done, event(p.done, "model_upload_complete", f"Model uploaded to {path}", run, model_path=path,
                         hash=_artifact_hash(plan.seed, run, "final"))
     yield p.done, event(p.done, "job_complete", "Job finished", run)
+
+
+class _SaveForm:
+    """A checkpoint_save event as JSON text, with what one log's saves share encoded once: the same
+    keys in the same order as ``_Events`` gives every other event, the digest ``_artifact_hash``'s."""
+
+    def __init__(self, plan: Plan, event: _Events, job_id: str, start: float, per_step: float) -> None:
+        folder = json.dumps(f"s3://ftctl-sim/{job_id}/checkpoints/step-", ensure_ascii=False)[1:-1]
+        base = event.base
+        self.middle = (f'",{_field("param_count", base)},{_field("total_steps", base)},"wandb_url":"",'
+                       f'"checkpoint_path":"{folder}')
+        self.key = f"checkpoint:{plan.seed}:".encode()
+        self.start, self.per_step = start, per_step
+
+    def texts(self, steps: Sequence[int]) -> list[str]:
+        import hashlib  # only when a log is written: reading a job needs no digest
+
+        sha, key, middle = hashlib.sha256, self.key, self.middle
+        start, per_step = self.start, self.per_step
+        # an instant run (infinite speed) saves everything at one instant: format it once
+        times = repeat(iso(start)) if per_step == 0 else map(iso, [start + s * per_step for s in steps])
+        return [f'{{"object":"fine-tune-event","created_at":"{at}","type":"checkpoint_save","level":"info",'
+                f'"message":"Checkpoint saved at step {n}{middle}{n}","model_path":"","training_offset":0,'
+                f'"hash":"{sha(key + n.encode()).hexdigest()[:32]}","step":{n},"token_count":{s * TOKENS_PER_STEP}}}'
+                for s, n, at in zip(steps, map(str, steps), times)]
+
+
+def _field(name: str, values: dict[str, Any]) -> str:
+    return f'"{name}":{json.dumps(values[name])}'
+
+
+class _Saves:
+    """A run of checkpoint_save events (the commonest by far: one at every new best), in order."""
+
+    __slots__ = ("form", "steps")
+
+    def __init__(self, form: _SaveForm, steps: Sequence[int]) -> None:
+        self.form, self.steps = form, steps
+
+    def chunks(self) -> Iterator[list[str]]:
+        """Their JSON texts, ``CHUNK`` at a time: a long run never sits in memory whole."""
+        steps = self.steps
+        for i in range(0, len(steps), CHUNK):
+            yield self.form.texts(steps[i:i + CHUNK])
+
+
+def known_improvements(plan: Plan, summary: dict[str, Any] | None) -> Improvements:
+    """``Plan.improvements`` with the steps in order: read from the stored ``summary`` when it holds
+    them (``Plan.summary``: every job created since it does), else replayed (older rows)."""
+    try:
+        return _stored_improvements(plan, summary["improved"], summary["rule"])
+    except (TypeError, KeyError, ValueError, AttributeError):  # not stored (or not as written): replay
+        improved, final = plan.improvements()
+        return sorted(improved), final
+
+
+def _stored_improvements(plan: Plan, runs: str, rule: list | None) -> Improvements:
+    steps = plan.eval_steps
+    out: list[int] = []
+    for run in runs.split(",") if runs else ():
+        first, _, last = run.partition("-")
+        out += steps[int(first) - 1:int(last or first)]
+    if plan.total_steps < len(steps):  # fewer steps than evaluations: some share a step
+        out = sorted(set(out))
+    return out, None if rule is None else es.State(*rule)
+
+
+def _runs(indices: Iterable[int]) -> str:
+    """Increasing integers as "a-b,c,...": every improvement of a 100,000-evaluation run is "1-100000"."""
+    parts: list[str] = []
+    first = last = None
+    for i in indices:
+        if last is not None and i == last + 1:
+            last = i
+            continue
+        if first is not None:
+            parts.append(f"{first}-{last}" if last != first else str(first))
+        first = last = i
+    if first is not None:
+        parts.append(f"{first}-{last}" if last != first else str(first))
+    return ",".join(parts)
 
 
 def evals_by(steps: int, total_steps: int, n_evals: int) -> int:
@@ -369,11 +492,18 @@ def checkpoints(plan: Plan, phases: Phases, t: float, summary: dict[str, Any], *
     a better one replaces it, so only the current best is listed."""
     done = phases.steps_at(t)
     scheduled = set(plan.checkpoint_every)
-    trail = visible_trail(plan, done)
-    best = plan.eval_steps[trail[-1].best_i - 1] if trail and trail[-1].best_i else None
+    improvements = known_improvements(plan, summary)
+    if done >= phases.run_steps:  # the whole run was seen: the rule's last state, stored
+        last = improvements[1]
+    else:
+        trail = visible_trail(plan, done)
+        last = trail[-1] if trail else None
+    best = plan.eval_steps[last.best_i - 1] if last is not None and last.best_i else None
     keep = scheduled | ({best} if best is not None and best < plan.total_steps else set())
-    saves = [e for e in events(plan, phases, t, model="", job_id=job_id)
-             if e["type"] == "checkpoint_save" and e["step"] in keep]
+    # the saves of the log, only those kept made into objects (100,000 saves: a handful kept)
+    pieces = _pieces(plan, phases, t, model="", job_id=job_id, improvements=improvements)
+    saves = [json.loads(text) for piece in pieces if type(piece) is _Saves
+             for text in piece.form.texts([step for step in piece.steps if step in keep])]
     rows = [{"step": e["step"], "path": e["checkpoint_path"], "created_at": e["created_at"],
              "checkpoint_type": f"Intermediate (step {e['step']})", "checkpoint": "model"}
             for e in reversed(saves)]
