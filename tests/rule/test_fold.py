@@ -6,9 +6,9 @@ random histories with NaN/±inf, warmup, and min_delta boundaries decided in exa
 from __future__ import annotations
 
 import math
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import example, given, settings as hsettings, strategies as st
 
 from ftctl import early_stopping as es
 
@@ -23,8 +23,9 @@ def step_by_step(state: es.State, value: float, s: es.Settings) -> es.State:
     i = evals + 1
     if not math.isfinite(value):
         return es.State(i, best_i, best_value, streak, False, True, es.NON_FINITE_EVAL_LOSS, i)
-    improved = best_value is None or (Decimal(repr(best_value)) - Decimal(repr(value))
-                                      > Decimal(repr(s.min_delta)))
+    with localcontext(Context(prec=2000)):  # exact: Decimal's default 28 digits would round 0.25 + 3e-124
+        improved = best_value is None or (Decimal(repr(best_value)) - Decimal(repr(value))
+                                          > Decimal(repr(s.min_delta)))
     if improved:
         best_i, best_value = i, value
     if i <= s.warmup_evals:
@@ -57,6 +58,7 @@ params = st.tuples(st.integers(1, 6), st.sampled_from([0.0, 0.0, 0.05, 0.1, 0.25
 
 @given(histories, params)
 @hsettings(max_examples=3000, deadline=None)
+@example([0.25, -3.066255821131941e-124], es.Settings(1, 0.25, 0))  # a decrease past min_delta by 3e-124
 def test_fused_fold_is_the_step_by_step_fold(xs, s):
     expected = reference_trail(xs, s)
     assert list(es.trail(xs, s)) == expected
