@@ -208,22 +208,26 @@ def write(stream: IO[str], value: Any, *, pretty: bool = False) -> None:
     if pretty or not isinstance(value, (list, Rows)):
         stream.write(dumps(value, pretty=pretty) + "\n")
         return
-    stream.write("[")
+    for piece in list_pieces(value):
+        stream.write(piece)
+    stream.write("\n")
+
+
+def list_pieces(value: Iterable[Any]) -> Iterator[str]:
+    """``dumps(list(value))`` in pieces (a stream or a server's answer): "[", the items a chunk of
+    CHUNK at a time (or a ``Rows``' texts, copied), a comma before all but the first, "]"."""
+    yield "["
     if isinstance(value, Rows) and value.texts is not None:
-        first = True
+        separator = ""
         for piece in value.texts():
             if piece:
-                if not first:
-                    stream.write(",")
-                stream.write(piece)
-                first = False
-        stream.write("]\n")
+                yield separator + piece
+                separator = ","
+        yield "]"
         return
     items = iter(value)
-    first = True
+    separator = ""
     while chunk := list(islice(items, CHUNK)):
-        if not first:
-            stream.write(",")
-        first = False
-        stream.write(",".join(_items(chunk)))
-    stream.write("]\n")
+        yield separator + ",".join(_items(chunk))
+        separator = ","
+    yield "]"

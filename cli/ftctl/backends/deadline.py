@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 import httpcore
-import httpx
+from ftctl.backends.lean_httpx import httpx
 
 
 class Deadline(httpcore.NetworkBackend):

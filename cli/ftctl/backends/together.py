@@ -17,6 +17,7 @@ the socket itself (``ftctl.backends.deadline``) so that a server dripping a byte
 
 from __future__ import annotations
 
+import codecs
 import email.utils
 import json
 import os
@@ -29,11 +30,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urlsplit
 
-import httpx
-
+from ftctl.backends.lean_httpx import httpx
 from ftctl import __version__
 from ftctl.wire import SECRET_BODY_FIELDS, MetricsQuery, Wire
 from ftctl.backend import Download
+from ftctl.backends.arriving_list import ArrivingList
 from ftctl.backends.deadline import Deadline
 from ftctl.errors import ApiError, AuthError, DownloadInterrupted, FtctlError, InvalidInput, NotFound
 from ftctl.loopback import is_loopback
@@ -156,7 +157,7 @@ class TogetherBackend(FileOps):
         self._sleep = sleep
         self._deadline = Deadline()
         if transport is None:
-            transport = self._deadline.install(httpx.HTTPTransport())
+            transport = _ByScheme(self._deadline)
         self._client = httpx.Client(
             base_url=self.root,
             headers={"Authorization": f"Bearer {key}", "Accept": "application/json",
@@ -165,8 +166,6 @@ class TogetherBackend(FileOps):
             timeout=httpx.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout),
             transport=transport,
             follow_redirects=False,
-            # plain http (a loopback simulator): no TLS context to build, no CA bundle to load
-            **({"verify": False} if self.root.startswith("http://") else {}),
         )
 
     def close(self) -> None:
@@ -225,7 +224,7 @@ class TogetherBackend(FileOps):
                            f"the checkpoints of {job_id}")
 
     def metrics(self, job_id: str, query: MetricsQuery = MetricsQuery()) -> list[Wire]:
-        data = self._request("GET", f"/v1/fine-tunes/{job_id}/metrics", params=query.params())
+        data = self._request("GET", f"/v1/fine-tunes/{job_id}/metrics", params=query.params(), listing="metrics")
         return self._items(data, "MetricsRow", "metrics", f"the metrics of {job_id}")
 
     def delete(self, job_id: str) -> Wire:
@@ -318,10 +317,13 @@ class TogetherBackend(FileOps):
     def _request(self, method: str, path: str, *, body: Wire | None = None,
                  params: dict[str, Any] | None = None, idempotent: bool = True,
                  headers: dict[str, str] | None = None, form: dict[str, str] | None = None,
-                 accept: frozenset[int] = frozenset(), limit: int | None = None) -> Any:
+                 accept: frozenset[int] = frozenset(), limit: int | None = None,
+                 listing: str | None = None) -> Any:
         """The decoded JSON of a 2xx answer; the response itself for a status in ``accept`` (the
-        upload's 302 and 409). ``form`` goes as multipart/form-data fields, as the SDK sends them."""
+        upload's 302 and 409). ``form`` goes as multipart/form-data fields, as the SDK sends them.
+        ``listing``: the answer is ``{listing: [...]}``, a long list decoded as it arrives."""
         attempts = self.settings.max_retries + 1
+        arriving = ArrivingList(listing) if listing else None
         limit = min(limit or self.settings.list_limit, self.settings.list_limit)
         for attempt in range(attempts):
             last = attempt == attempts - 1
@@ -329,7 +331,7 @@ class TogetherBackend(FileOps):
             started = time.monotonic()
             try:
                 response = self._exchange(method, path, body, params, attempt, limit, headers=headers,
-                                          form=form)
+                                          form=form, arriving=arriving)
             except _GaveUp as exc:  # too slow or too big: asking again would only repeat it
                 raise ApiError(exc.message + ("" if idempotent else MAY_EXIST)) from None
             except httpx.RequestError as exc:
@@ -350,7 +352,8 @@ class TogetherBackend(FileOps):
             if response.status_code in accept:
                 return response
             if response.is_success:
-                return self._decode(response, method, path)
+                decoded = arriving.result(response.content) if arriving is not None else None
+                return self._decode(response, method, path) if decoded is None else decoded
             if not last and self._should_retry(response):
                 delay = self._retry_delay(response, attempt)
                 self._note(f"* HTTP {response.status_code}; retrying in {delay:.2f} s")
@@ -361,9 +364,10 @@ class TogetherBackend(FileOps):
 
     def _exchange(self, method: str, path: str, body: Wire | None, params: dict[str, Any] | None,
                   attempt: int, limit: int, *, headers: dict[str, str] | None = None,
-                  form: dict[str, str] | None = None) -> httpx.Response:
+                  form: dict[str, str] | None = None, arriving: ArrivingList | None = None) -> httpx.Response:
         """One attempt: send, then read the whole body within the size and time limits. The answer
-        is a plain in-memory response (decoded body, no content-encoding) for the rest to read."""
+        is a plain in-memory response (decoded body, no content-encoding) for the rest to read;
+        ``arriving`` decodes a successful answer's list meanwhile."""
         deadline = self.settings.deadline
         request = self._client.build_request(
             method, path, json=body, params=params, headers={"x-ftctl-retry-count": str(attempt), **(headers or {})},
@@ -377,7 +381,12 @@ class TogetherBackend(FileOps):
                 raise
             try:
                 cap = limit if streamed.is_success else ERROR_BODY_LIMIT
-                content = _read_body(streamed, cap, until, truncate=not streamed.is_success)
+                if arriving is not None:
+                    arriving.restart()
+                    if not (streamed.is_success and _utf8(streamed)):
+                        arriving = None
+                content = _read_body(streamed, cap, until, truncate=not streamed.is_success,
+                                     arrived=arriving.feed if arriving is not None else None)
             except httpx.TimeoutException:
                 if time.monotonic() >= until:
                     raise _GaveUp(self._too_slow(method, path, deadline)) from None
@@ -475,6 +484,32 @@ class TogetherBackend(FileOps):
             return f"{kind} timeout".strip() + f" ({ENV_CONNECT_TIMEOUT}, {ENV_READ_TIMEOUT})"
         reason = redact(str(exc)).strip() or type(exc).__name__  # a status line may echo the key
         return _short(reason.splitlines()[0])
+
+
+class _ByScheme(httpx.BaseTransport):
+    """httpx's transport, one per scheme, each behind the request deadline. The TLS one (a verifying
+    context: the CA bundle loaded, some 30 ms) is made for the first https request, so a client of
+    a plain-http loopback simulator never builds it, and a redirect from there to https (a
+    download's presigned URL) is still verified."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        self._deadline = deadline
+        self._plain: httpx.HTTPTransport | None = None
+        self._tls: httpx.HTTPTransport | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme == "https":
+            if self._tls is None:
+                self._tls = self._deadline.install(httpx.HTTPTransport())
+            return self._tls.handle_request(request)
+        if self._plain is None:  # never sends TLS: no certificates to load
+            self._plain = self._deadline.install(httpx.HTTPTransport(verify=False))
+        return self._plain.handle_request(request)
+
+    def close(self) -> None:
+        for transport in (self._plain, self._tls):
+            if transport is not None:
+                transport.close()
 
 
 def _unwrapped(data: Any, key: str, what: str) -> list[Any]:
@@ -628,13 +663,28 @@ def _in_memory(streamed: httpx.Response, request: httpx.Request, content: bytes)
                                       if k in ("reason_phrase", "http_version")})
 
 
-def _read_body(response: httpx.Response, cap: int, until: float, *, truncate: bool = False) -> bytes:
+def _utf8(response: httpx.Response) -> bool:
+    """Whether ``response.text`` will read the body as UTF-8 (what ``ArrivingList`` decodes)."""
+    charset = response.charset_encoding
+    if charset is None:
+        return True
+    try:
+        return codecs.lookup(charset).name == "utf-8"
+    except LookupError:
+        return False
+
+
+def _read_body(response: httpx.Response, cap: int, until: float, *, truncate: bool = False,
+               arrived: Callable[[bytearray], None] | None = None) -> bytes:
     """The body, decoded, at most ``cap`` bytes (past it: ``_TooLarge``, or with ``truncate`` the
     first ``cap`` bytes), read before the monotonic time ``until`` (``_TooLate``). gzip and deflate
-    are inflated here, ``max_length`` at a time, so a small bomb never becomes a big buffer."""
+    are inflated here, ``max_length`` at a time, so a small bomb never becomes a big buffer.
+    ``arrived`` is handed the body so far each time it grows."""
     if response.is_stream_consumed:  # built in memory (a mock transport): already read and decoded
         if len(response.content) > cap and not truncate:
             raise _TooLarge()
+        if arrived is not None:
+            arrived(bytearray(response.content))
         return response.content[:cap]
     encodings = [e.strip().lower() for e in response.headers.get("content-encoding", "").split(",")]
     encodings = [e for e in encodings if e and e != "identity"]
@@ -661,6 +711,8 @@ def _read_body(response: httpx.Response, cap: int, until: float, *, truncate: bo
                 if truncate:
                     return bytes(body[:cap])
                 raise _TooLarge()
+            if arrived is not None and out:
+                arrived(body)
             if inflate is not None and inflate.eof:
                 data = b""
     return bytes(body)

@@ -42,9 +42,15 @@ def settings_text(sent: dict[str, Any]) -> str:
 
 def _typed(job: dict[str, Any]) -> dict[str, Any]:
     """``models.typed_job``, skipped (no pydantic) for a job already in that form (``ftctl.shapes``)."""
-    from ftctl.shapes import already_typed
+    from ftctl.shapes import already_typed, plainly_valid
 
     typed = already_typed("Job", job)
+    events = job.get("events")
+    if typed is None and events and type(events) is list and plainly_valid("Event", events):
+        # a retrieved job's event log: the view reads only its levels and messages, which are
+        # strings (or null) as they came, as typed_job would make them; the rest is typed alone
+        if already_typed("Job", {k: v for k, v in job.items() if k != "events"}) is not None:
+            typed = dict(job)
     if typed is None:
         from ftctl.models import typed_job
 
