@@ -116,6 +116,71 @@ def test_the_streamed_list_is_what_the_whole_answer_was_non_finite_numbers_inclu
     assert body_of(list_response("metrics", [])) == b'{"metrics":[]}'
 
 
+def served_body(app, path: str) -> bytes:
+    """What the ASGI ``app`` answers to ``GET path`` (with a bearer token)."""
+    import asyncio
+
+    sent, status = [], []
+
+    requests = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive():
+        if requests:
+            return requests.pop()
+        await asyncio.sleep(3600)  # the client stays until the answer is complete
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+        sent.append(message.get("body", b""))
+
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "headers": [(b"authorization", b"Bearer t")], "client": ("127.0.0.1", 1), "server": ("x", 80),
+             "scheme": "http", "root_path": "", "http_version": "1.1"}
+    asyncio.run(app(scope, receive, send))
+    assert status == [200], (status, sent)
+    return b"".join(sent)
+
+
+def test_a_finished_jobs_metrics_are_encoded_once_and_a_running_jobs_every_time(tmp_path):
+    from ftctl.backends.simulator.backend import Simulator
+    from ftctl.backends.simulator.server import create_app
+    from ftctl.wire import dumps
+
+    now = [1_000_000.0]
+    sim = Simulator(tmp_path, speed=1.0, clock=lambda: now[0])
+    job = sim.create({"model": "Qwen/Qwen3.5-9B", "training_file": "file-train", "validation_file": "file-val",
+                      "n_evals": 40, "early_stopping_enabled": True})["id"]
+    made = []
+    real = sim.metrics
+    sim.metrics = lambda *a, **k: made.append(1) or real(*a, **k)
+    app = create_app(sim, log=lambda line: None)
+    path = f"/v1/fine-tunes/{job}/metrics"
+
+    now[0] += 5  # running: each read made anew, as the job moves on
+    first = served_body(app, path)
+    now[0] += 5
+    assert served_body(app, path) != first and len(made) == 2
+
+    now[0] += 10**6  # ended: made once, then the same bytes from memory
+    answers = [served_body(app, path) for _ in range(3)]
+    assert len(made) == 3
+    assert answers[0] == answers[1] == answers[2] == dumps({"metrics": list(real(job))}).encode()
+
+
+def test_kept_answers_stay_within_their_budget_most_recent_first():
+    from ftctl.backends.simulator.server import Kept
+
+    kept = Kept(budget=10)
+    kept.put("a", [b"1234"])
+    kept.put("b", [b"12", b"34"])
+    assert kept.get("a") == [b"1234"]  # now the most recently used
+    kept.put("c", [b"1234"])  # 12 bytes: the least recently used goes
+    assert kept.get("b") is None and kept.get("a") == [b"1234"] and kept.get("c") == [b"1234"]
+    kept.put("huge", [b"x" * 11])  # larger than the whole budget: not kept, nothing dropped for it
+    assert kept.get("huge") is None and kept.get("a") is not None and kept.size == 8
+
+
 def test_plain_http_builds_no_certificate_store_and_https_still_verifies(server, monkeypatch):
     from ftctl.backends.together import HttpSettings, TogetherBackend
 

@@ -51,8 +51,8 @@ class ArrivingList:
         if found >= 0:
             self.cut = found
         if self.cut >= 0 and self.cut + 1 - self.start >= self.piece:
-            self._take(body, self.start, self.cut + 1)
-            self.start, self.cut = self.cut + 2, -1
+            if self._take(body, self.start, self.cut + 1):
+                self.start, self.cut = self.cut + 2, -1
 
     def result(self, body: bytes) -> dict[str, Any] | None:
         """``{key: items}`` when the whole body (its final form) was read this way: exactly what
@@ -62,20 +62,19 @@ class ArrivingList:
         end = len(body.rstrip(_JSON_SPACE))
         if not body.endswith(b"]}", 0, end):
             return None
-        self._take(body, self.start, end - 1, last=True)  # the last items and the list's "]"
-        if self.start < 0:
+        if not self._take(body, self.start, end - 1, last=True):  # the last items and the list's "]"
             return None
         return {self.key: self.items}
 
-    def _take(self, body: bytes | bytearray, start: int, stop: int, *, last: bool = False) -> None:
-        """Decode ``body[start:stop]``: a run of items, ending with the list's "]" when ``last``."""
+    def _take(self, body: bytes | bytearray, start: int, stop: int, *, last: bool = False) -> bool:
+        """Decode ``body[start:stop]``: a run of items, ending with the list's "]" when ``last``.
+        False: it is not one (then nothing more is decoded here)."""
         text = body[start:stop].decode("utf-8", "replace")  # as httpx reads a body without a charset
-        if _SURROGATE_ESCAPE.search(text):
-            self.start = -1
-            return
         try:
-            items = json.loads("[" + text if last else "[" + text + "]")
+            if _SURROGATE_ESCAPE.search(text):
+                raise ValueError("a surrogate escape")
+            self.items += json.loads("[" + text if last else "[" + text + "]")
         except (ValueError, RecursionError):
             self.start = -1
-            return
-        self.items += items
+            return False
+        return True

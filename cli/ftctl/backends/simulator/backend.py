@@ -162,6 +162,14 @@ class Simulator:
     def retrieve(self, job_id: str, *, events: bool = True, once: bool = False) -> Wire:
         return _job_at(self._get(job_id), self.clock(), full=events)
 
+    def settled(self, job_id: str) -> tuple[Any, ...] | None:
+        """What identifies a job that has ended, whose views never change again (a server keeps
+        its long answers under it); None while it has not ended."""
+        record = self._get(job_id)
+        if _View(record).phases.status_at(self.clock()) not in TERMINAL_STATUSES:
+            return None
+        return record.id, record.created_at, record.seed, record.cancel_at, record.done_at
+
     def list(self) -> list[Wire]:
         now = self.clock()
         return [r if type(r) is LazyEncoded else _job_at(r, now, full=False) for r in self.store.newest_first(now)]

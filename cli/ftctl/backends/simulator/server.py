@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 import json
 import re
 import signal
@@ -48,6 +49,7 @@ GRACEFUL_SHUTDOWN = 3.0  # seconds in-flight requests (e.g. a slow fault) get on
 MAX_BODY = 16 * 1024 * 1024
 REQUEST_TIMEOUT = 10.0
 MAX_CONNECTIONS = 500
+KEPT_BYTES = 64 * 2**20  # finished jobs' encoded metrics answers kept in memory (Kept)
 # ``GET /v3/whoami``: the vendor's CLI asks who the key belongs to before any command.
 IDENTITY = {"type": "project_api_key", "api_key": {"id": "sim-key"},
             "organization": {"id": "sim-org", "name": "ftctl simulator"},
@@ -64,21 +66,58 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
     return Response(dumps(value), status_code=status, headers=headers, media_type="application/json")
 
 
-def list_response(key: str, items: Iterable[Any]) -> Response:
+def list_response(key: str, items: Iterable[Any], *,
+                  keep: Callable[[list[bytes]], None] | None = None) -> Response:
     """``json_response({key: items})``, byte for byte, sent a chunk of items at a time as they are
     made and encoded: 100,000 metrics rows (10 MB) start arriving at once instead of after the
-    whole document is built, and are never held together. The first chunk is made here, so a
-    failure there is still an error answer."""
+    whole document is built. The first chunk is made here, so a failure there is still an error
+    answer. ``keep`` is handed the encoded pieces once all were sent."""
     pieces = list_pieces(items)
     first = "{" + dumps(key) + ":" + next(pieces) + next(pieces)
 
     async def body() -> AsyncIterator[bytes]:
-        yield first.encode()
+        sent = [first.encode()]
+        yield sent[0]
         for piece in pieces:
-            yield piece.encode()
-        yield b"}"
+            sent.append(piece.encode())
+            yield sent[-1]
+        sent.append(b"}")
+        yield sent[-1]
+        if keep is not None:
+            keep(sent)
 
     return StreamingResponse(body(), media_type="application/json")
+
+
+async def _replayed(pieces: list[bytes]) -> AsyncIterator[bytes]:
+    for piece in pieces:
+        yield piece
+
+
+class Kept:
+    """Encoded answers about jobs that have ended (``Simulator.settled``: they never change), the
+    most recently used first, within ``budget`` bytes: a finished job's 100,000 metrics rows are
+    made and encoded once, not on every read (a dashboard, a CI poll, the vendor's CLI)."""
+
+    def __init__(self, budget: int = KEPT_BYTES) -> None:
+        self.budget, self.size = budget, 0
+        self.answers: OrderedDict[Any, tuple[list[bytes], int]] = OrderedDict()
+
+    def get(self, key: Any) -> list[bytes] | None:
+        if key not in self.answers:
+            return None
+        self.answers.move_to_end(key)
+        return self.answers[key][0]
+
+    def put(self, key: Any, pieces: list[bytes]) -> None:
+        size = sum(map(len, pieces))
+        if size > self.budget or key in self.answers:
+            return
+        self.answers[key] = (pieces, size)
+        self.size += size
+        while self.size > self.budget:
+            _, (_, dropped) = self.answers.popitem(last=False)
+            self.size -= dropped
 
 
 def error_response(status: int, message: str, *, type_: str = "invalid_request_error", code: str | None = None,
@@ -115,6 +154,7 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
                scenario: Scenario | None = None, debug: bool = False) -> Any:
     """The ASGI app: the routes, wrapped in the bearer-token check, the faults and the access log."""
 
+    answers = Kept()
     # A message naming the server's own files (a damaged or unwritable store) is for its log only.
     private = str(simulator.store.path.parent)
 
@@ -168,7 +208,14 @@ def create_app(simulator: Simulator, *, log: Log, faults: Faults | None = None,
         query = MetricsQuery(_int_param(q, "global_step_from"), _int_param(q, "global_step_to"),
                              q.get("logged_at_from") or None, q.get("logged_at_to") or None,
                              _int_param(q, "resolution", minimum=1))
-        return list_response("metrics", simulator.metrics(request.path_params["job_id"], query))
+        job_id = request.path_params["job_id"]
+        settled = simulator.settled(job_id)
+        key = None if settled is None else (settled, tuple(sorted(query.params().items())))
+        kept = answers.get(key)
+        if kept is not None:
+            return StreamingResponse(_replayed(kept), media_type="application/json")
+        return list_response("metrics", simulator.metrics(job_id, query),
+                             keep=None if key is None else lambda pieces: answers.put(key, pieces))
 
     async def model_limits(request: Request) -> Response:
         name = request.query_params.get("model_name")
