@@ -121,3 +121,47 @@ def test_the_sdk_uploads_a_large_file_in_parts(server, tmp_path, monkeypatch):
         again = client.files.upload(str(big), purpose="fine-tune", check=False)  # 409 -> the same file
         assert again.id == file.id
         assert "POST /v1/files/multipart/initiate 409" in server.log()
+
+
+def big_dataset(path: Path, mib: int) -> Path:
+    """A valid dataset of about ``mib`` MiB (over sim serve's 16 MiB limit for API bodies)."""
+    row = json.dumps({"messages": [{"role": "user", "content": "why? " * 200},
+                                   {"role": "assistant", "content": "because. " * 100}]}) + "\n"
+    path.write_text(row * (mib * 2**20 // len(row) + 1))
+    return path
+
+
+def test_a_dataset_over_16_mib_uploads_in_one_put_as_to_s3(tg, tmp_path, server):
+    """A signed upload URL stands for S3's presigned PUT (5 GiB): the 16 MiB cap on API bodies does
+    not apply to it. Both CLIs upload a 20 MiB file whole, and its bytes come back as sent."""
+    data = big_dataset(tmp_path / "big20.jsonl", 20)
+    env = {"TOGETHER_API_KEY": "ftctl-test-key", "FTCTL_HOME": str(tmp_path / "home")}
+    up = subprocess.run([sys.executable, "-m", "ftctl", "files", "upload", str(data), "-q", "--no-check",
+                         "--backend", "together", "--base-url", server.url], capture_output=True, text=True,
+                        env={**os.environ, **env}, timeout=120)
+    assert up.returncode == 0, up.stderr
+    file_id = up.stdout.strip()
+    got = subprocess.run([sys.executable, "-m", "ftctl", "files", "content", file_id, "--backend", "together",
+                          "--base-url", server.url], capture_output=True, env={**os.environ, **env}, timeout=120)
+    assert got.returncode == 0 and got.stdout == data.read_bytes()
+
+    other = big_dataset(tmp_path / "big21.jsonl", 21)
+    theirs = tg("files", "upload", other.name)
+    assert theirs.returncode == 0 and theirs.stdout.splitlines()[0] == "Success!", theirs.stdout + theirs.stderr
+
+
+def test_a_signed_upload_over_5_gib_is_refused_before_it_is_sent(server):
+    """The declared length alone answers 413, naming the limit; nothing is read."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(server.url)
+    with socket.create_connection((where.hostname, where.port), timeout=30) as sock:
+        sock.sendall(b"PUT /_sim/uploads/file-x?signature=s HTTP/1.1\r\nHost: t\r\n"
+                     b"Content-Length: 6000000000\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413")
+    assert str(5 * 2**30).encode() in body

@@ -129,17 +129,26 @@ def error_response(status: int, message: str, *, type_: str = "invalid_request_e
 
 class BodyTooLarge(FtctlError):
     code = "request_too_large"
+    limit = MAX_BODY
 
 
-def _too_large(what: str) -> Response:
+def body_limit(path: str) -> int:
+    """The largest body a request to ``path`` may carry: a signed upload URL takes a whole dataset
+    (``server_files.MAX_UPLOAD``, spooled to disk as it arrives), everything else ``MAX_BODY``."""
+    from ftctl.backends.simulator.server_files import MAX_UPLOAD, UPLOADS
+
+    return MAX_UPLOAD if path.startswith(UPLOADS) else MAX_BODY
+
+
+def _too_large(what: str, limit: int = MAX_BODY) -> Response:
     # Connection: close, so the server stops reading a body it has refused.
-    return error_response(413, f"the request body {what}: at most {MAX_BODY} bytes ({MAX_BODY // 2**20} MiB)",
+    return error_response(413, f"the request body {what}: at most {limit} bytes ({limit // 2**20} MiB)",
                           code=BodyTooLarge.code, headers={"Connection": "close"})
 
 
 def _for_error(exc: FtctlError) -> Response:
     if isinstance(exc, BodyTooLarge):
-        return _too_large(exc.message)
+        return _too_large(exc.message, exc.limit)
     if isinstance(exc, NotFound):
         return error_response(404, exc.message, code=exc.code)
     if isinstance(exc, InvalidInput) or exc.code == "conflict":
@@ -423,9 +432,9 @@ class Front:
                          "(the simulator accepts any non-empty token)",
                     type_="authentication_error", code="invalid_api_key")(scope, receive, tracked)
                 return
-            declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > MAX_BODY:
-                await _too_large(f"of {method} {path} is too large (Content-Length {declared})")(
+            declared, limit = headers.get("content-length", ""), body_limit(path)
+            if declared.isdigit() and int(declared) > limit:
+                await _too_large(f"of {method} {path} is too large (Content-Length {declared})", limit)(
                     scope, receive, tracked)
                 return
             if self.faults is not None and path.startswith("/v1/"):

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from ftctl.backends.simulator.backend import Simulator
 
 UPLOADS = "/_sim/uploads/"  # the unauthenticated, signed upload URLs (the bearer check skips them)
+# What one PUT to a signed URL may carry, as S3's presigned PUT: 5 GiB (the vendor's client goes
+# multipart above that, ``together_files.MULTIPART_THRESHOLD``), spooled to disk as it arrives.
+MAX_UPLOAD = 5 * 2**30
 MAX_PARTS = 250
 
 
@@ -166,9 +169,17 @@ def _upload_url(request: Request, file_id: str, token: str, *, part: bool = Fals
 
 async def _spool(request: Request, path: Path) -> Path:
     """The request body into a private temporary file: memory stays flat whatever the size."""
+    size = 0
     try:
         with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
-            async for chunk in request.stream():
+            async for chunk in request.stream():  # counted as it arrives: a chunked body has no length
+                size += len(chunk)
+                if size > MAX_UPLOAD:
+                    from ftctl.backends.simulator.server import BodyTooLarge
+
+                    too_large = BodyTooLarge(f"of {request.method} {request.url.path} is too large")
+                    too_large.limit = MAX_UPLOAD
+                    raise too_large
                 out.write(chunk)
     except BaseException:
         path.unlink(missing_ok=True)
