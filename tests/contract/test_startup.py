@@ -67,7 +67,8 @@ def test_json_reads_on_the_simulator_skip_typer_the_network_stack_and_models(ftc
     assert "ftctl.backends.simulator.files" not in names  # a job read needs no uploaded file
 
 
-@pytest.mark.parametrize("args", [["--help"], ["create", "--help"], ["sim", "serve", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["create", "--help"], ["sim", "serve", "--help"],
+                                  ["files", "upload", "--help"], ["download", "--help"]])
 def test_help_is_drawn_once_then_copied_without_typer_or_rich(args):
     """The second ``--help`` (same version, terminal and environment) comes from the help cache:
     the same bytes, with neither Typer nor Rich imported."""
@@ -81,3 +82,14 @@ def test_help_is_drawn_once_then_copied_without_typer_or_rich(args):
     assert "typer" not in names and not heavy(names)
     wider = subprocess.run(run, capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "60"})
     assert wider.stdout != first.stdout and max(map(len, wider.stdout.splitlines())) <= 60  # keyed by width
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_files_check_is_offline_and_light(tmp_path, json_flag):
+    """Checking a dataset touches no network client, models, store or plotting: it reads a file."""
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n')
+    names = imported(["files", "check", str(data), *json_flag])
+    assert "ftctl.datasets.check" in names
+    assert not [n for n in heavy(names) if not n.startswith("rich")]  # Rich draws the report on a terminal
+    assert "ftctl.backends" not in names and "ftctl.files" not in names
