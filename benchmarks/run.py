@@ -231,8 +231,9 @@ def build_cases(env: dict[str, str], tmp: Path, quick: bool, check_mib: int) -> 
     if not quick:
         many_events = create(env, tmp, "--n-evals", "100000", "--early-stopping", "--sim-scenario", "improving")
         cases.append(Case("ftctl events ID --json (100,000 events)", ["events", many_events, "--json"], 25, 60))
-        big = scenario(tmp / "big.json", falling_then_flat(10_000), 1_000_000)
-        cases.append(Case("simulate 1,000,000 steps / 10,000 evaluations to completion (create)",
+        # 400,000 steps: the simulated account's credit limit ($1,000) refuses a dearer job, as the API would
+        big = scenario(tmp / "big.json", falling_then_flat(10_000), 400_000)
+        cases.append(Case("simulate 400,000 steps / 10,000 evaluations to completion (create)",
                           ["create", "-t", "file-train", "-v", "file-val", "-m", MODEL, "--n-evals", "10000", "--early-stopping",
                            "--patience", "5000", "--sim-scenario", str(big), "-q"], 40))
         big_job = create(env, tmp, "--n-evals", "10000", "--early-stopping", "--patience", "5000",
