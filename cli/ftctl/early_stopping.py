@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import Context, Decimal
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence
 
 from ftctl.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from decimal import Context, Decimal
 
 PATIENCE_EXHAUSTED = "patience_exhausted"
 NON_FINITE_EVAL_LOSS = "non_finite_eval_loss"
@@ -28,19 +31,26 @@ DEFAULT_PATIENCE = 2
 DEFAULT_MIN_DELTA = 0.0
 DEFAULT_WARMUP_EVALS = 1
 
-# Floats print with at most 17 significant digits between 1e-324 and 1e308, so a difference of two
-# of them needs at most ~650 digits: with this precision Decimal subtraction is exact.
-_EXACT = Context(prec=1000)
+@lru_cache(maxsize=None)
+def _exact_context() -> Context:
+    """Floats print with at most 17 significant digits between 1e-324 and 1e308, so a difference of
+    two of them needs at most ~650 digits: with this precision Decimal subtraction is exact.
+    (``decimal`` is imported only when a comparison comes near min_delta: most reads never do.)"""
+    from decimal import Context
+
+    return Context(prec=1000)
 
 
 def exact(value: float) -> Decimal:
     """The value exactly as reported (R2): the shortest decimal that round-trips the float."""
+    from decimal import Decimal
+
     return Decimal(repr(float(value)))
 
 
 def exact_difference(a: float, b: float) -> Decimal:
     """``a − b`` in exact decimals of the values as reported (R2): never rounded."""
-    return _EXACT.subtract(exact(a), exact(b))
+    return _exact_context().subtract(exact(a), exact(b))
 
 
 @dataclass(frozen=True)

@@ -238,5 +238,5 @@ def near_boundary(draw):
 @hsettings(max_examples=3000, deadline=None)
 def test_fast_improvement_test_equals_exact_decimals(triple):
     best, value, delta = triple
-    exact_answer = es._EXACT.subtract(es.exact(best), es.exact(value)) > es.exact(delta)
+    exact_answer = es.exact_difference(best, value) > es.exact(delta)
     assert es.improves(best, value, delta) == exact_answer

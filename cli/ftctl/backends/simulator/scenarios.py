@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ftctl.wire import wire_float
 from ftctl.request_checks import WHOLE_MAX
 from ftctl.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import random
 
 MAX_FILE_BYTES = 16 * 1024 * 1024  # ~800,000 values: far more than the simulator's 100,000 evaluations
 DEFAULT_STEPS_PER_EPOCH = 24
@@ -133,6 +135,8 @@ def curve(scenario: Scenario | None, n_evals: int, seed: int) -> list[float]:
         return []
     preset = scenario.preset if scenario is not None else None
     make = PRESETS[preset][0] if preset else generated
+    import random  # a curve is drawn at create only
+
     return _round(make(random.Random(seed), n_evals))
 
 

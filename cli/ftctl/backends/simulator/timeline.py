@@ -14,11 +14,10 @@ import bisect
 import json
 import math
 import re
-import random
+import time
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from operator import itemgetter
-from datetime import datetime, timezone
 from itertools import repeat
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -205,10 +204,13 @@ def _iso_ms(ms: int) -> str:
 
 @lru_cache(maxsize=4096)  # events come in runs that share a second: format each second once
 def _iso_seconds(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    t = time.gmtime(seconds)  # not datetime: a job's read should not import it for this
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
 
 
 def from_iso(text: str) -> float:
+    from datetime import datetime
+
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
@@ -230,9 +232,21 @@ _SIZE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)([BbMm])(?![A-Za-z])")
 def _artifact_hash(seed: int, step: int, kind: str = "checkpoint") -> str:
     """A digest standing for the saved weights' (the simulator saves none): a function of what
     would determine them, the run's seed and step, so the same run saves the same hash."""
-    import hashlib
+    return _sha256()(f"{kind}:{seed}:{step}".encode()).hexdigest()[:32]
 
-    return hashlib.sha256(f"{kind}:{seed}:{step}".encode()).hexdigest()[:32]
+
+@lru_cache(maxsize=None)
+def _sha256() -> Callable[[bytes], Any]:
+    """SHA-256 without loading OpenSSL (``hashlib``'s import is a quarter of a small job's read):
+    CPython's own implementation, also quicker for the short texts hashed here. The same digests."""
+    try:
+        from _sha256 import sha256  # type: ignore[import-not-found]  # CPython 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # type: ignore[import-not-found]  # CPython 3.12+
+        except ImportError:
+            from hashlib import sha256
+    return sha256
 
 
 class _Events:
@@ -397,9 +411,7 @@ class _SaveForm:
         self.start, self.per_step = start, per_step
 
     def texts(self, steps: Sequence[int]) -> list[str]:
-        import hashlib  # only when a log is written: reading a job needs no digest
-
-        sha, key, middle = hashlib.sha256, self.key, self.middle
+        sha, key, middle = _sha256(), self.key, self.middle
         start, per_step = self.start, self.per_step
         # an instant run (infinite speed) saves everything at one instant: format it once
         times = repeat(iso(start)) if per_step == 0 else map(iso, [start + s * per_step for s in steps])
@@ -540,6 +552,8 @@ def metric_stream(plan: Plan, phases: Phases, t: float, *, learning_rate: float,
     span = high - low + 1
     train_steps = (range(low, high + 1) if span <= count else
                    sorted({low + round(k * (span - 1) / (count - 1)) for k in range(count)} if count > 1 else {high}))
+    import random  # training rows only: a job's read needs none
+
     filtered = time_from is not None or time_to is not None
     lr_at = _learning_rate(plan.total_steps, learning_rate, scheduler, warmup_ratio)
     curve = _TrainCurve(plan)
@@ -597,6 +611,8 @@ class _TrainCurve:
             base = v0 + (v1 - v0) * (step - s0) / (s1 - s0) if math.isfinite(v0) and math.isfinite(v1) else math.nan
         if not math.isfinite(base):
             return math.nan
+        import random
+
         noise = random.Random(self.plan.seed * 104729 + step).gauss(0, 0.02)
         return round(base * 0.92 + noise, 4)
 
