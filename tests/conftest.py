@@ -3,7 +3,6 @@ ftctl in-process (fast) or as a real subprocess (exit codes, TTY, start-up)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -102,8 +101,7 @@ def ftctl(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, r
         """``tty=N``: stdout is a terminal N columns wide (1: its real width)."""
         environment = run_environment["environment"]
         if tty is not None:
-            environment = dataclasses.replace(environment or Environment(), tty=True,
-                                              width=tty if tty > 1 else None)
+            environment = (environment or Environment())._replace(tty=True, width=tty if tty > 1 else None)
         capsys.readouterr()
         with monkeypatch.context() as m:
             for key, value in (env or {}).items():

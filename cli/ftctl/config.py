@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from ftctl.errors import InvalidInput
 
@@ -25,14 +25,17 @@ ENV_BASE_URL = "TOGETHER_BASE_URL"
 BACKENDS = ("sim", "together")
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):  # not a dataclass: cheaper to define at every start-up
     backend: str
     backend_defaulted: bool  # chosen because no key was set: say so once on stderr
     base_url: str
     home: Path
     sim_speed: float
-    api_key: str | None = field(default=None, repr=False)
+    api_key: str | None = None
+
+    def __repr__(self) -> str:  # never the key
+        return (f"Config(backend={self.backend!r}, backend_defaulted={self.backend_defaulted!r}, "
+                f"base_url={self.base_url!r}, home={self.home!r}, sim_speed={self.sim_speed!r})")
 
 
 def home() -> Path:

@@ -15,7 +15,6 @@ stops on the P-th non-improving evaluation (R8).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence
 
@@ -53,8 +52,7 @@ def exact_difference(a: float, b: float) -> Decimal:
     return _exact_context().subtract(exact(a), exact(b))
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):  # named tuples here: the rule is on every read's path, and cheap to define
     """P, D and W, already validated (``check_parameters``). Defaults are the server's."""
 
     patience: int = DEFAULT_PATIENCE
@@ -219,8 +217,7 @@ def evaluation_step(i: int, total_steps: int, n_evals: int) -> int:
     return q
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """The job fields that follow from a decision (§3)."""
 
     early_stopped: bool

@@ -8,14 +8,16 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import IO, Callable, Mapping
+from typing import IO, Callable, Mapping, NamedTuple
 
 ENV_FORCE_TTY = "FTCTL_FORCE_TTY"  # users' knob (screenshots, `script`), like GH_FORCE_TTY: "1" or a width
 
 
-@dataclass(frozen=True)
-class Clock:
+# Named tuples, not dataclasses: every command builds these, and ``dataclasses`` (with ``inspect``)
+# and a frozen dataclass's generated methods cost more at start-up than most reads do.
+
+
+class Clock(NamedTuple):
     """Wall time for the simulator's job timelines; monotonic time and sleeping for waits."""
 
     now: Callable[[], float] = time.time
@@ -23,12 +25,11 @@ class Clock:
     sleep: Callable[[float], None] = time.sleep
 
 
-@dataclass(frozen=True)
-class Environment:
+class Environment(NamedTuple):
     """``None`` everywhere means "the real process's, read when used" (so pytest's captured
-    streams and a test's environment variables are seen)."""
+    streams and a test's environment variables are seen). A changed copy: ``_replace``."""
 
-    clock: Clock = field(default_factory=Clock)
+    clock: Clock = Clock()
     vars: Mapping[str, str] | None = None
     stdin: IO[str] | None = None
     stdout: IO[str] | None = None

@@ -6,8 +6,7 @@ ftctl remembers locally, and the orchestration of a wait. Returns data; never pr
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from ftctl.errors import ApiError, AuthError, FtctlError, InvalidInput
 
@@ -34,19 +33,23 @@ def check_job_id(job_id: str) -> str:
     return job_id
 
 
-@dataclass
-class EventLog:
+# Plain classes and named tuples, not dataclasses: this module is on every read's path, and
+# ``dataclasses`` (with ``inspect``) costs more at start-up than a read of a small job does.
+
+
+class EventLog(NamedTuple):
     rows: list[Wire]
     types_present: list[str]  # in the order they first occur (read when types are asked for)
     unmatched: list[str]  # asked-for types that occur nowhere in the log
 
 
-@dataclass
 class Created:
-    body: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
-    job: Wire | None = None  # None on a dry run
-    preview: Preview | None = None  # the plan of steps and the price estimate
+    def __init__(self, body: dict[str, Any], warnings: list[str] | None = None, job: Wire | None = None,
+                 preview: Preview | None = None) -> None:
+        self.body = body
+        self.warnings = [] if warnings is None else warnings
+        self.job = job  # None on a dry run
+        self.preview = preview  # the plan of steps and the price estimate
 
 
 class PriceRefused(ApiError):
@@ -55,15 +58,13 @@ class PriceRefused(ApiError):
     code = "price_not_allowed"
 
 
-@dataclass
 class Run:
     """A job's history and its reading: from the backend, or from a saved file (``job`` None)."""
 
-    job_id: str | None
-    job: Wire | None
-    rows: list[Wire]
-    analysis: Analysis
-    events: list[Wire] | None = None  # asked for by a report; None: not fetched, or a saved history
+    def __init__(self, job_id: str | None, job: Wire | None, rows: list[Wire], analysis: Analysis,
+                 events: list[Wire] | None = None) -> None:
+        self.job_id, self.job, self.rows, self.analysis = job_id, job, rows, analysis
+        self.events = events  # asked for by a report; None: not fetched, or a saved history
 
 
 # Time between polls when the user gives none: the simulator answers at once, the API is rate-limited.

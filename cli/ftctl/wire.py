@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from itertools import islice
-from typing import IO, Any, Callable, Iterable, Iterator, Sequence
+from typing import IO, Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 Wire = dict[str, Any]
 
@@ -132,8 +131,7 @@ def failure(job: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"status": job["status"], "reason": failure_reason(job)}
 
 
-@dataclass(frozen=True)
-class MetricsQuery:
+class MetricsQuery(NamedTuple):
     """``GET /v1/fine-tunes/{id}/metrics`` filters; all optional."""
 
     global_step_from: int | None = None
@@ -143,7 +141,7 @@ class MetricsQuery:
     resolution: int | None = None  # uniformly sampled training rows; eval rows always in full
 
     def params(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        return {k: v for k, v in self._asdict().items() if v is not None}
 
 
 CHUNK = 2000  # list items encoded at a time when streaming

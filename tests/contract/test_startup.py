@@ -39,6 +39,7 @@ def test_version_imports_nothing_but_ftctl():
     names = imported(["--version"])
     assert not heavy(names)
     assert "typer" not in names  # answered before the command tree is built
+    assert "dataclasses" not in names and "inspect" not in names  # named tuples on every command's path
 
 
 @pytest.mark.parametrize("words,cword", [("ftctl retrieve ft-", "2"), ("ftctl cre", "1"),
@@ -65,6 +66,9 @@ def test_json_reads_on_the_simulator_skip_typer_the_network_stack_and_models(ftc
     assert not [n for n in heavy(names) if not n.startswith("sqlite3")]
     assert "typer" not in names and "rich" not in names
     assert "ftctl.backends.simulator.files" not in names  # a job read needs no uploaded file
+    # nor these: a frozen dataclass costs ~1 ms to define, `dataclasses` imports `inspect`, and
+    # hashlib loads OpenSSL for a 32-character digest
+    assert not {"dataclasses", "inspect", "hashlib", "decimal"} & names
 
 
 @pytest.mark.parametrize("args", [["--help"], ["create", "--help"], ["sim", "serve", "--help"],

@@ -26,7 +26,7 @@ The rules (``docs/datasets.md`` "From a file to a job's steps"); pure functions,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 CHARS_PER_TOKEN = 4
 # max_seq_length when a job does not give one (ftctl's assumption, and the simulator's: the vendor's
@@ -72,8 +72,7 @@ def checkpoint_steps(total_steps: int, n_checkpoints: int) -> tuple[int, ...]:
     return tuple(sorted({evenly_spaced(j, total_steps, n_checkpoints) for j in range(1, n_checkpoints + 1)} - {0}))
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):  # not a dataclass: the simulator's job reads import this module
     examples: int
     approx_tokens: int
     steps_per_epoch: int

@@ -4,15 +4,13 @@ themselves (pipx's ``render_result`` is the model)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 if TYPE_CHECKING:
     from ftctl.output.terminal import Terminal
 
 
-@dataclass
-class Shown:
+class Shown(NamedTuple):  # not a dataclass: on every command's path, and cheap to define
     """What a command produced. ``data`` is what ``--json`` prints (the API's objects, unchanged);
     ``human`` draws it for a person (None: the JSON is the human view too, e.g. a dry run);
     ``kind`` names what ``data`` is when it is not the command's first declared kind."""

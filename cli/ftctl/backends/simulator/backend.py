@@ -6,7 +6,6 @@ The HTTP server of ``ftctl sim serve`` wraps this class; it does not reimplement
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import json
 import math
 import time
@@ -104,7 +103,7 @@ class Simulator:
         # reading finished jobs (every listing) is one decode instead of a replay.
         view = _View(record)
         done = view.phases.done
-        record = dataclasses.replace(record, done_at=done, final_job_json=dumps(view.job(done, full=False)))
+        record = record.ended(done, dumps(view.job(done, full=False)))
         self.store.add(record)
         return _job_at(record, self.clock(), full=False)
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from ftctl.wire import wire_float
 from ftctl.request_checks import WHOLE_MAX
@@ -27,8 +26,7 @@ NON_FINITE = {"nan": math.nan, "infinity": math.inf, "-infinity": -math.inf, "in
 _FILE_KEYS = {"eval_loss", "steps_per_epoch", "fail_at_step", "preset"}
 
 
-@dataclass(frozen=True)
-class Scenario:
+class Scenario(NamedTuple):  # not a dataclass: a job's read should not pay for defining one
     name: str
     eval_loss: tuple[float, ...] | None = None
     steps_per_epoch: int | None = None
@@ -36,14 +34,14 @@ class Scenario:
     preset: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = self._asdict()
         if self.eval_loss is not None:
             data["eval_loss"] = [wire_float(x) for x in self.eval_loss]
         return data
 
     def settings_json(self) -> dict[str, Any]:
         """Everything but the values, which the simulator stores on their own."""
-        return replace(self, eval_loss=None).to_json()  # asdict would copy every value first
+        return self._replace(eval_loss=None).to_json()  # _asdict would copy every value first
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Scenario:

@@ -14,7 +14,6 @@ import json
 import sqlite3
 from json.encoder import encode_basestring
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -72,23 +71,28 @@ FILE_COLUMNS = ("id, created_at, filename, bytes, purpose, file_type, checksum, 
 _COLUMNS = "id, created_at, speed, cancel_at, seed, body, scenario, eval_loss, summary, done_at, final_job"
 
 
-@dataclass(frozen=True)
 class Record:
     """One stored job. The JSON columns are decoded only when read: listing a finished job needs
-    none of them but its final object."""
+    none of them but its final object. (A plain class: a dataclass costs a job's read more to
+    define than to use.)"""
 
-    id: str
-    created_at: float
-    speed: float
-    cancel_at: float | None
-    seed: int
-    body_json: str | None  # None here and below: not read yet (listing reads only what it shows)
-    scenario_json: str | None
-    eval_loss_json: str | None
-    summary_json: str | None
-    done_at: float | None = None  # when the job ends, unless cancelled first
-    final_job_json: str | None = None  # the job object from ``done_at`` on: it never changes again
-    store: Store | None = field(default=None, compare=False, repr=False)
+    def __init__(self, id: str, created_at: float, speed: float, cancel_at: float | None, seed: int,
+                 body_json: str | None, scenario_json: str | None, eval_loss_json: str | None,
+                 summary_json: str | None, done_at: float | None = None, final_job_json: str | None = None,
+                 store: Store | None = None) -> None:
+        self.id, self.created_at, self.speed, self.cancel_at, self.seed = id, created_at, speed, cancel_at, seed
+        # None here and below: not read yet (listing reads only what it shows)
+        self.body_json, self.scenario_json = body_json, scenario_json
+        self.eval_loss_json, self.summary_json = eval_loss_json, summary_json
+        self.done_at = done_at  # when the job ends, unless cancelled first
+        self.final_job_json = final_job_json  # the job object from ``done_at`` on: it never changes again
+        self.store = store
+
+    def ended(self, done_at: float, final_job_json: str) -> Record:
+        """This record with when it ends and the job object it ends as."""
+        return Record(self.id, self.created_at, self.speed, self.cancel_at, self.seed, self.body_json,
+                      self.scenario_json, self.eval_loss_json, self.summary_json, done_at, final_job_json,
+                      self.store)
 
     @cached_property
     def body(self) -> dict[str, Any]:

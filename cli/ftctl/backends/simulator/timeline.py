@@ -15,7 +15,6 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from operator import itemgetter
 from itertools import repeat
@@ -31,18 +30,19 @@ TOKENS_PER_STEP = 32_768
 DEFAULT_TRAIN_ROWS = 1000  # training rows returned without ``resolution`` (eval rows: all)
 
 
-@dataclass(frozen=True)
 class Plan:
-    """What a simulated job will do, fixed at creation."""
+    """What a simulated job will do, fixed at creation. (A plain class, not a dataclass: a job's
+    read should not pay for defining one at start-up.)"""
 
-    n_epochs: int
-    total_steps: int
-    eval_steps: tuple[int, ...]
-    loss: tuple[float, ...] | Callable[[], Sequence[float]]  # the curve, or how to read it once needed
-    settings: es.Settings | None  # None: early stopping disabled
-    fail_at: int | None
-    checkpoint_every: tuple[int, ...]  # the evenly spaced intermediate checkpoints
-    seed: int
+    def __init__(self, n_epochs: int, total_steps: int, eval_steps: tuple[int, ...],
+                 loss: tuple[float, ...] | Callable[[], Sequence[float]], settings: es.Settings | None,
+                 fail_at: int | None, checkpoint_every: tuple[int, ...], seed: int) -> None:
+        self.n_epochs, self.total_steps, self.eval_steps = n_epochs, total_steps, eval_steps
+        self.loss = loss  # the curve, or how to read it once needed
+        self.settings = settings  # None: early stopping disabled
+        self.fail_at = fail_at
+        self.checkpoint_every = checkpoint_every  # the evenly spaced intermediate checkpoints
+        self.seed = seed
 
     @property
     def steps_per_epoch(self) -> float:
