@@ -54,8 +54,9 @@ class Served:
     def log(self) -> str:
         return self.log_path.read_text()
 
-    def logged(self, text: str, timeout: float = 10) -> str:
-        """The log once it has ``text`` (a request's line is written just after its response)."""
+    def logged(self, text: str, timeout: float = 30) -> str:
+        """The log once it has ``text`` (a request's line is written just after its response; a busy
+        machine, CI with the suite on every core, can delay it by seconds)."""
         deadline = time.monotonic() + timeout
         while text not in (log := self.log()) and time.monotonic() < deadline:
             time.sleep(0.02)
