@@ -271,11 +271,18 @@ def download_cases(env: dict[str, str], tmp: Path, url: str) -> list[Case]:
     ]
 
 
-def upload_rows(env: dict[str, str], tmp: Path, url: str, data: Path, repeat: int, floor: float) -> list[Measured]:
+def upload_rows(env: dict[str, str], tmp: Path, data: Path, repeat: int, floor: float) -> list[Measured]:
     """``ftctl files upload`` of ``data`` through sim serve on loopback (``--no-check``: the transfer;
     the offline check has its own row), next to ``cp`` of the same bytes. The uploaded file is
     deleted after each run, untimed, so that every run sends the bytes (identical bytes already
-    there are not sent again)."""
+    there are not sent again). The server runs at the simulator's own speed, not an infinite one:
+    its processing of the file (the dataset check) then comes after the answer, as the API's does,
+    instead of inside ``preprocess``."""
+    with served({k: v for k, v in env.items() if k != "FTCTL_SIM_SPEED"}) as url:
+        return _upload_rows(env, tmp, url, data, repeat, floor)
+
+
+def _upload_rows(env: dict[str, str], tmp: Path, url: str, data: Path, repeat: int, floor: float) -> list[Measured]:
     api = {**env, "TOGETHER_API_KEY": "bench-key"}
     remote = ["--backend", "together", "--base-url", url]
     argv = FTCTL + ["files", "upload", str(data), "--no-check", "-q", *remote]
@@ -578,7 +585,7 @@ def main() -> int:
                                       min(repeat, case.repeat or repeat))
             results.append(Measured(case, runs, peak, cpu * 1000, floor.quiet))
         print("  files upload through sim serve ...", file=sys.stderr)
-        results += upload_rows(env, tmp, server[1], upload_data, min(repeat, 3), floor.quiet)
+        results += upload_rows(env, tmp, upload_data, min(repeat, 3), floor.quiet)
         pairs: list[list[Measured]] = []
         polls: list[str] = []
         served_rows: list[str] = []
