@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from json.encoder import encode_basestring
 from contextlib import contextmanager
 from functools import cached_property
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
