@@ -121,6 +121,21 @@ def test_control_characters_json_keeps_the_api_strings(hostile_url, command):
     assert HOSTILE in {v for item in (data if isinstance(data, list) else [data]) for v in item.values()}, strings
 
 
+@pytest.mark.parametrize("command", [("retrieve", JOB_ID), ("events", JOB_ID), ("list",)])
+def test_control_characters_json_on_a_terminal_are_escapes_of_the_same_strings(hostile_url, command):
+    """Indented ``--json`` for a person: the C1 CSI and the bidi override a server sent are written
+    as JSON escapes, so the terminal shows them instead of obeying them; the value is the API's."""
+    proc = run(on_api(hostile_url, *command, "--json"), env={"TOGETHER_API_KEY": KEY, "FTCTL_FORCE_TTY": "200"})
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout.decode()
+    assert text.startswith(("{\n  ", "[\n  "))  # the terminal's indented form
+    for raw in RAW:
+        assert raw not in text, raw
+    assert "\\u009b31m\\u202eright" in text
+    data = json.loads(text)
+    assert HOSTILE in {v for item in (data if isinstance(data, list) else [data]) for v in item.values()}
+
+
 def test_control_characters_json_error_object(hostile_url):
     proc = run(on_api(hostile_url, "retrieve", BAD_ID, "--json"), env={"TOGETHER_API_KEY": KEY})
     assert proc.returncode == 1

@@ -21,7 +21,9 @@ class Shown(NamedTuple):  # not a dataclass: on every command's path, and cheap 
 
 
 def emit(term: Terminal, value: Any, *, fields: list[str] | None = None, kind: str | None = None) -> None:
-    """Data as strict JSON: indented on a terminal, one line otherwise; ``fields`` keeps only those."""
+    """Data as strict JSON: indented on a terminal, one line otherwise; ``fields`` keeps only those.
+    On a terminal, control characters a server put in a string are written as JSON escapes (the
+    same value); into a pipe, the API's text goes as it came."""
     from ftctl.wire import write
 
     if fields is not None:
@@ -32,7 +34,13 @@ def emit(term: Terminal, value: Any, *, fields: list[str] | None = None, kind: s
             value = list(value)
 
         value = select(value, fields, kind)
-    write(term.out, value, pretty=term.is_tty)
+    if term.is_tty:
+        from ftctl.output.terminal import inert_json
+        from ftctl.wire import dumps
+
+        term.out.write(inert_json(dumps(value, pretty=True)) + "\n")
+    else:
+        write(term.out, value)
 
 
 def render_result(term: Terminal, shown: Shown, *, as_json: bool, fields: list[str] | None,

@@ -129,6 +129,16 @@ _CONTROLS = [*range(0x00, 0x09), *range(0x0b, 0x20), *range(0x7f, 0xa0), 0x200e,
 _ESCAPES = {c: (f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _CONTROLS}
 
 
+# The same characters as JSON's own escapes, for ``--json`` on a terminal: the JSON encoder escapes
+# C0 itself, but strict JSON may carry DEL, C1 and the bidi overrides raw, and a terminal obeys them.
+_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in _CONTROLS if c >= 0x7f}
+
+
+def inert_json(text: str) -> str:
+    """JSON ``text`` that cannot drive a terminal and still decodes to the same value."""
+    return text.translate(_JSON_ESCAPES)
+
+
 def printable(text: str) -> str:
     """``text`` with escape sequences and other control characters shown as ``\\x1b`` and the like,
     so that a job field, an event message or an error from a server cannot drive the terminal."""
