@@ -55,38 +55,39 @@ class Plan:
         return self.loss if isinstance(self.loss, tuple) else tuple(self.loss())
 
     @cached_property
+    def _reached(self) -> list[float]:
+        """The eval_loss values of the evaluations the run reaches (a failed run stops short)."""
+        return [value for step, value in zip(self.eval_steps, self.eval_loss)
+                if self.fail_at is None or step <= self.fail_at]
+
+    @cached_property
+    def reading(self) -> es.Reading | None:
+        """The rule's reading of the run (``es.fold``: its improvements and last state, no state
+        kept per evaluation); None: early stopping disabled."""
+        return None if self.settings is None else es.fold(self._reached, self.settings)
+
+    @cached_property
     def trail(self) -> list[es.State]:
-        """The rule fed one evaluation at a time, over the evaluations the run reaches."""
-        if self.settings is None:
+        """The rule's state after each evaluation the run reaches (a running job's view needs them)."""
+        if self.reading is None:
             return []
-        reached = (value for step, value in zip(self.eval_steps, self.eval_loss)
-                   if self.fail_at is None or step <= self.fail_at)
-        return list(es.trail(reached, self.settings))
+        return list(es.states(self._reached, self.reading, self.settings))
 
     def improvements(self) -> tuple[set[int], es.State | None]:
-        """The steps where the best improved, and the rule's last state (None: early stopping off),
-        read in one pass without keeping every state (100,000 of them) unless ``trail`` already is."""
-        if self.settings is None:
+        """The steps where the best improved, and the rule's last state (None: early stopping off)."""
+        if self.reading is None:
             return set(), None
         eval_steps = self.eval_steps
-        states = self.__dict__.get("trail")
-        if states is None:
-            reached = (value for step, value in zip(eval_steps, self.eval_loss)
-                       if self.fail_at is None or step <= self.fail_at)
-            states = es.trail(reached, self.settings)
-        improved, final = set(), None
-        for final in states:
-            if final.improved:
-                improved.add(eval_steps[final.evals - 1])
-        return improved, final
+        return {eval_steps[i - 1] for i in self.reading.improvements}, self.reading.final
 
     def summary(self) -> dict[str, Any]:
         """The end of the run, stored beside the job so listing never replays the curve; and what
         its event log needs of the rule (``known_improvements``): the evaluations where the best
         improved, as runs ("1-100000"), and the rule's last state, so a read never replays it either."""
-        trail = self.trail
-        rule = {"improved": _runs(s.evals for s in trail if s.improved), "rule": list(trail[-1]) if trail else None}
-        final = trail[-1] if trail else es.INITIAL
+        reading = self.reading
+        final = reading.final if reading is not None else es.INITIAL
+        rule = {"improved": _runs(reading.improvements if reading is not None else ()),
+                "rule": list(final) if final.evals else None}
         if final.stopped:
             out = es.outcome(final, self.eval_steps, self.total_steps, self.n_epochs)
             return {"run_steps": out.halt_step, "ends": "completed", "early_stopped": True,
