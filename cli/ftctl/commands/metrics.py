@@ -60,7 +60,7 @@ def metrics(
     from ftctl.wire import MetricsQuery
 
     query = MetricsQuery(global_step_from, global_step_to, logged_at_from, logged_at_to, resolution)
-    if from_file is not None and any(v is not None for v in query):
+    if from_file is not None and query.params():  # a filter given
         raise InvalidInput("the --global-step/--logged-at/--resolution filters are passed to the API; "
                            "they do not apply to --from-file")
     if plot is not None:
