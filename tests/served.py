@@ -54,11 +54,12 @@ class Served:
     def log(self) -> str:
         return self.log_path.read_text()
 
-    def logged(self, text: str, timeout: float = 30) -> str:
-        """The log once it has ``text`` (a request's line is written just after its response; a busy
-        machine, CI with the suite on every core, can delay it by seconds)."""
+    def logged(self, text: str, timeout: float = 30, *, since: int = 0) -> str:
+        """The log from character ``since`` on, once that part has ``text``: a request's line is
+        written just after its response, so a test that reads its own requests' lines passes
+        ``since=len(server.log())`` from before them (a line an earlier test wrote must not count)."""
         deadline = time.monotonic() + timeout
-        while text not in (log := self.log()) and time.monotonic() < deadline:
+        while text not in (log := self.log()[since:]) and time.monotonic() < deadline:
             time.sleep(0.02)
         return log
 

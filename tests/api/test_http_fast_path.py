@@ -70,7 +70,7 @@ def test_metrics_reads_the_job_from_its_list_item_never_with_its_event_log(serve
                    env={"TOGETHER_API_KEY": KEY, "FTCTL_HOME": str(server.home)})
     assert result.exit_code == 0, result.stderr
     assert result.json()["job_id"] == server.job_id
-    log = server.logged(f"GET /v1/fine-tunes/{server.job_id}/metrics")[before:]
+    log = server.logged(f"GET /v1/fine-tunes/{server.job_id}/metrics", since=before)
     asked = [line.split()[2] for line in log.splitlines() if " GET " in line]
     assert f"/v1/fine-tunes/{server.job_id}/metrics" in asked
     assert f"/v1/fine-tunes/{server.job_id}" not in asked  # the retrieve answer embeds every event
